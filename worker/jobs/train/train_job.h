@@ -1,0 +1,97 @@
+// The `train` job kind: trains a VisionModel (model.family, ResNet-18 by
+// default) on an ImageDataset (data section) with SGD and a cosine or
+// constant learning rate, reporting metrics, writing checkpoints and resuming
+// from the newest one on a retried attempt.
+//
+// Job spec keys (top level of the job spec, beside kind/id/seed/model/data;
+// defaults in parentheses — proto/config/schema_train.cc fills the same ones):
+//   objective        supervised (supervised; others via MakeObjective)
+//   epochs           passes over the train split (1)
+//   max_steps        stop after this many steps; 0 = epochs*steps_per_epoch (0)
+//   batch_size       images per step (64); steps_per_epoch = floor(N/batch_size)
+//                    (the last partial batch of an epoch is dropped; at least 1)
+//   lr               peak learning rate (0.1)
+//   lr_schedule      cosine | constant (cosine): cosine decays per step from lr
+//                    at step 0 to min_lr at the last step, after warmup_steps of
+//                    linear warm-up from 0
+//   min_lr (0), warmup_steps (0)
+//   momentum (0.9), nesterov (false)
+//   weight_decay (1e-4), weight_decay_bn (false: BN weights/biases get none)
+//   hflip            random horizontal flips of the train images (false)
+//   log_every        metrics + a log line every N steps (10)
+//   checkpoint_every checkpoint every N steps; 0 = only the final one (0)
+//   eval_batches     test-set batches evaluated at the end; 0 = none (10)
+//   eval_batch_size  0 = batch_size (0)
+//   seed             top-level job seed (0): weights, data order, flips
+//
+// Determinism: with the same spec, seed, device and thread count the loss and
+// accuracy trace is identical (bit-exact on CPU with 1 thread). The data
+// order of epoch e is randperm(N) from a generator seeded with (seed, e), so a
+// resumed run continues with the same batches.
+//
+// Artifacts under out_dir (each announced with ArtifactReady):
+//   checkpoints/step_NNNNNNN.pt   every checkpoint_every steps (7-digit step)
+//   checkpoints/final.pt          the final model; this is the name other
+//                                 stages read (`<stage>/checkpoints/final.pt`)
+//   metrics.json                  {"final": {...}, "history": [...], "test": {...}}
+// Checkpoint meta (see science/models/checkpoint.h): kind, model, data,
+// seed, class_names, epoch, steps_per_epoch, total_steps, image_size.
+//
+// Resume: if resume_dir/checkpoints/ holds step_*.pt (or final.pt), training
+// restarts from the newest one (model, optimizer, step, RNG state) and logs
+// "resumed from step N".
+#ifndef TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
+#define TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "worker/jobs/job.h"
+
+namespace topolab::worker {
+
+// Parsed train settings (see the file comment).
+struct TrainOptions {
+  std::string objective = "supervised";
+  int64_t epochs = 1;
+  int64_t max_steps = 0;
+  int64_t batch_size = 64;
+  double lr = 0.1;
+  std::string lr_schedule = "cosine";
+  double min_lr = 0.0;
+  int64_t warmup_steps = 0;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 1e-4;
+  bool weight_decay_bn = false;
+  bool hflip = false;
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 0;
+  int64_t eval_batches = 10;
+  int64_t eval_batch_size = 0;
+  uint64_t seed = 0;
+};
+
+// Reads the train keys of a job spec; absent keys keep their defaults,
+// unknown keys are ignored (other subsystems own them). InvalidArgument
+// names the key ("batch_size: must be a positive integer").
+absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& job_spec);
+
+// Learning rate at `step` (0-based) of `total_steps`.
+double LearningRateAt(const TrainOptions& options, int64_t step, int64_t total_steps);
+
+// Newest checkpoint under `dir` (final.pt wins over step files; then the
+// highest step_NNNNNNN.pt), or nullopt when there is none.
+std::optional<std::filesystem::path> FindNewestCheckpoint(const std::filesystem::path& dir);
+
+std::unique_ptr<Job> MakeTrainJob();
+
+}  // namespace topolab::worker
+
+#endif  // TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
