@@ -1,0 +1,42 @@
+// `kind: train` — supervised or SimCLR training with an optional spatial loss.
+// Owner after the engine landed: the train engineer.
+#include "proto/config/schema.h"
+
+namespace topolab::config {
+
+KindSchema TrainSchema() {
+  KindSchema k;
+  k.kind = "train";
+  k.doc = "train a model (supervised or SimCLR), optionally with the TDANN spatial loss";
+  k.uses_data = true;
+  k.fields = {
+      Int("epochs").Default(1).Range(1, 100000).Doc("passes over the training set"),
+      Int("max_steps").Default(0).Min(0).Doc("stop after this many optimizer steps (0 = no cap)"),
+      Int("batch_size").Default(64).Range(1, 65536).Doc("images per step"),
+      Object("optimizer", {
+          Double("lr").Default(0.1).Positive().Max(100).Doc("base learning rate"),
+          Double("momentum").Default(0.9).Range(0, 1).Doc("SGD momentum"),
+          Bool("nesterov").Default(false).Doc("Nesterov momentum"),
+          Double("weight_decay").Default(1e-4).Range(0, 1).Doc("L2 weight decay"),
+      }).Doc("SGD settings"),
+      Enum("lr_schedule", {"cosine", "constant"}).Default("cosine").Doc("learning-rate schedule over all steps"),
+      Int("log_every").Default(10).Range(1, 1000000).Doc("report metrics every N steps"),
+      Int("checkpoint_every").Default(100).Min(0).Doc("checkpoint every N steps (0 = only the final one)"),
+      Enum("objective", {"supervised", "simclr"}).Default("supervised").Doc("task loss"),
+      Object("simclr", {
+          Double("temperature").Default(0.1).Positive().Max(100).Doc("NT-Xent temperature tau"),
+      }).Doc("SimCLR settings (objective: simclr)"),
+      Double("spatial_weight").Default(0.0).Range(0, 1000).Doc("alpha of the spatial loss (0 = off)"),
+      Object("spatial", {
+          Enum("loss", {"rel", "abs"}).Default("rel").Doc("SL_Rel or SL_Abs"),
+          Enum("rel_form", {"half", "full"}).Default("half").Doc("SL_Rel as (1-r)/2 (half) or 1-r (full)"),
+          Int("neighborhoods_per_step").Default(1).Range(1, 1000).Doc("neighbourhoods per layer per step"),
+          StringList("layers").Default(Json::array()).Doc("layers with a spatial loss (empty = all 8 blocks)"),
+      }).Doc("spatial loss settings"),
+      String("positions_from").Default("").StageRef()
+          .Doc("stage id (in needs) whose positions artifact lays out the units; empty = fresh sheet"),
+  };
+  return k;
+}
+
+}  // namespace topolab::config
