@@ -76,6 +76,13 @@ class SupervisedObjective : public TrainObjective {
 absl::StatusOr<std::unique_ptr<TrainObjective>> MakeObjective(const TrainOptions& options,
                                                               const nlohmann::json& job_spec);
 
+// Extra loss terms for a run (TDANN's spatial loss when spatial_weight > 0).
+// The tdann library adds its term here. Unimplemented while a requested term
+// is not available in this build; InvalidArgument names a bad key.
+absl::StatusOr<std::vector<std::unique_ptr<LossTerm>>> MakeLossTerms(const nlohmann::json& job_spec,
+                                                                     const science::VisionModel& model,
+                                                                     const JobContext& context);
+
 // ImageNet normalisation of [B,3,H,W] images in [0,1]:
 // (x - (0.485,0.456,0.406)) / (0.229,0.224,0.225).
 at::Tensor NormalizeImageNet(const at::Tensor& images);

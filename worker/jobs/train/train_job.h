@@ -11,9 +11,11 @@
 //   batch_size       images per step (64); steps_per_epoch = floor(N/batch_size)
 //                    (the last partial batch of an epoch is dropped; at least 1)
 //   lr               peak learning rate (0.1)
-//   lr_schedule      cosine | constant (cosine): cosine decays per step from lr
-//                    at step 0 to min_lr at the last step, after warmup_steps of
-//                    linear warm-up from 0
+//   lr_schedule      cosine | constant (cosine): per step,
+//                    lr(t) = min_lr + (lr - min_lr)(1 + cos(pi t))/2 with
+//                    t = (step - warmup_steps)/(total_steps - warmup_steps), so
+//                    step 0 uses lr and min_lr is reached after the last step;
+//                    the first warmup_steps ramp linearly: lr*(step+1)/warmup_steps
 //   min_lr (0), warmup_steps (0)
 //   momentum (0.9), nesterov (false)
 //   weight_decay (1e-4), weight_decay_bn (false: BN weights/biases get none)
