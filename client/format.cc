@@ -261,6 +261,7 @@ nlohmann::ordered_json ToJson(const google::protobuf::Message& m) {
   auto scalar = [&](const google::protobuf::Message& msg, const FieldDescriptor* f,
                     int index) -> nlohmann::ordered_json {
     const bool rep = index >= 0;
+    const auto* refl = msg.GetReflection();
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32: return rep ? refl->GetRepeatedInt32(msg, f, index) : refl->GetInt32(msg, f);
       case FieldDescriptor::CPPTYPE_INT64: return rep ? refl->GetRepeatedInt64(msg, f, index) : refl->GetInt64(msg, f);
