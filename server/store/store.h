@@ -167,10 +167,16 @@ class Store {
   // --- experiments and jobs
   // Inserts experiments with their jobs, all in one transaction (group
   // commit). Returns AlreadyExists if any id exists; then nothing is written.
+  // InvalidArgument (nothing written) for a malformed batch: an empty
+  // experiment, job or stage id, an invalid state, an id twice in the batch,
+  // a stage id twice in one experiment, or a job whose experiment_id is set
+  // and names another experiment (an empty one is filled in). A job's
+  // position in `jobs` is its stage order (ListJobs).
   virtual absl::Status CreateExperiments(const std::vector<NewExperiment>& batch) = 0;
   // Returns NotFound if absent.
   virtual absl::StatusOr<ExperimentRecord> GetExperiment(const std::string& id) = 0;
   // Newest first (created_at_ms desc, id desc), at most filter.limit rows.
+  // InvalidArgument if filter.limit <= 0.
   virtual absl::StatusOr<std::vector<ExperimentRecord>> ListExperiments(
       const ExperimentFilter& filter) = 0;
   virtual absl::StatusOr<JobRecord> GetJob(const std::string& id) = 0;
@@ -178,8 +184,12 @@ class Store {
   // experiment does not exist.
   virtual absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& experiment_id) = 0;
   // All jobs in BLOCKED, QUEUED or RUNNING: what the core loads at start.
+  // In job id order.
   virtual absl::StatusOr<std::vector<JobRecord>> ListActiveJobs() = 0;
-  // Applies `update` atomically. NotFound if a job or experiment id is unknown.
+  // Applies `update` atomically. NotFound if a job or experiment id is unknown
+  // (also the job of a metric). Each job row is replaced whole by the given
+  // record; its experiment_id and stage_id must match the stored row
+  // (InvalidArgument otherwise, as for an invalid state value).
   virtual absl::Status Apply(const StateUpdate& update) = 0;
   // The lease claim: in one transaction (BEGIN IMMEDIATE; UPDATE ... WHERE
   // state='queued' RETURNING ...), moves the job to RUNNING for `worker_id`,
@@ -190,25 +200,36 @@ class Store {
                                              int64_t lease_expires_at_ms) = 0;
 
   // --- workers
+  // Inserts or replaces the row with worker.id. InvalidArgument if the id is
+  // empty or max_concurrent_jobs < 0.
   virtual absl::Status UpsertWorker(const WorkerRecord& worker) = 0;
+  // In id order.
   virtual absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
 
   // --- logs
   // Appends lines to a job's log with consecutive per-job seq numbers.
-  // Returns the records written (with ids).
+  // Returns the records written (with ids). NotFound if the job is unknown.
   virtual absl::StatusOr<std::vector<LogLineRecord>> AppendLogs(
       const std::string& job_id, const std::vector<std::string>& lines, int64_t ts_ms) = 0;
   // Lines of an experiment (optionally one stage) with id > after_id, in id
-  // order, at most `limit`.
+  // order, at most `limit`. An empty stage_id means every stage. NotFound if
+  // the experiment is unknown; InvalidArgument if limit <= 0.
   virtual absl::StatusOr<std::vector<LogLineRecord>> ReadLogs(const std::string& experiment_id,
                                                               const std::string& stage_id,
                                                               int64_t after_id, int limit) = 0;
 
   // --- artifacts (the blob itself lives in the ArtifactStore)
-  // Inserts or replaces the row for (job_id, name).
+  // Inserts or replaces the row for (job_id, name). experiment_id and
+  // stage_id are taken from the job (if set they must match: InvalidArgument).
+  // NotFound if the job is unknown; InvalidArgument for an invalid name
+  // (ValidateArtifactName), a sha256 that is not 64 lowercase hex digits, or a
+  // negative size.
   virtual absl::Status PutArtifact(const ArtifactRecord& artifact) = 0;
+  // Sorted by (stage_id, name); an empty stage_id means every stage. NotFound
+  // if the experiment is unknown.
   virtual absl::StatusOr<std::vector<ArtifactRecord>> ListArtifacts(
       const std::string& experiment_id, const std::string& stage_id) = 0;
+  // Sorted by name. NotFound if the job is unknown.
   virtual absl::StatusOr<std::vector<ArtifactRecord>> ListJobArtifacts(const std::string& job_id) = 0;
   // NotFound if absent.
   virtual absl::StatusOr<ArtifactRecord> GetArtifact(const std::string& experiment_id,
@@ -216,6 +237,7 @@ class Store {
                                                      const std::string& name) = 0;
 
   // --- metrics history (latest values also live in JobRecord::metrics)
+  // In step order (ties in insertion order). NotFound if the job is unknown.
   virtual absl::StatusOr<std::vector<MetricPoint>> ListMetrics(const std::string& job_id) = 0;
 };
 
