@@ -24,9 +24,12 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path, int err
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
 }
 
-// mkdir -p for one level; OK if it exists already.
-absl::Status MakeDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) {
+// mkdir for one level; OK if it exists already. Sets *created when this call
+// made it (its parent then needs an fsync for the entry to be durable).
+absl::Status MakeDir(const std::string& path, bool* created = nullptr) {
+  const bool made = ::mkdir(path.c_str(), 0755) == 0;
+  if (created != nullptr) *created = made;
+  if (made || errno == EEXIST) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return ErrnoError("cannot stat", path, errno);
     if (!S_ISDIR(st.st_mode)) return absl::InternalError(absl::StrCat(path, " exists and is not a folder"));
@@ -109,9 +112,16 @@ class FileWriter : public ArtifactStore::Writer {
     }
     const std::string blob = store_->BlobPath(digest);
     const std::string dir = blob.substr(0, blob.rfind('/'));
-    if (absl::Status s = MakeDir(dir); !s.ok()) {
+    bool created = false;
+    if (absl::Status s = MakeDir(dir, &created); !s.ok()) {
       Abort();
       return s;
+    }
+    if (created) {
+      if (absl::Status s = SyncDir(store_->root()); !s.ok()) {
+        Abort();
+        return s;
+      }
     }
     if (::access(blob.c_str(), F_OK) == 0) {
       // Same content is already stored; blobs are immutable.

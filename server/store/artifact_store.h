@@ -82,6 +82,8 @@ class ArtifactStore {
   // REQUIRES: IsSha256Hex(sha256).
   std::string BlobPath(const std::string& sha256) const;
 
+  // <data_dir>/artifacts: the root of the blob tree.
+  const std::string& root() const { return root_; }
   // <data_dir>/artifacts/tmp: where uploads in progress live.
   const std::string& tmp_dir() const { return tmp_dir_; }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -132,6 +133,37 @@ TEST_F(ArtifactStoreTest, SameContentTwiceIsOneBlob) {
   ASSERT_OK(Put({data.substr(0, 1000), data.substr(1000)}, digest));
   EXPECT_EQ(Files().size(), 1u);
   EXPECT_EQ(TempFiles(), 0u);
+}
+
+TEST_F(ArtifactStoreTest, ConcurrentUploadsOfTheSameAndOtherContent) {
+  const std::string same(5000, 's');
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(6);
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string data = t % 2 == 0 ? same : "unique " + std::to_string(t);
+      auto w = store_->NewWriter();
+      if (!w.ok()) {
+        results[t] = w.status();
+        return;
+      }
+      for (size_t i = 0; i < data.size(); i += 1000) {
+        absl::Status s = (*w)->Append(data.substr(i, 1000));
+        if (!s.ok()) {
+          results[t] = s;
+          return;
+        }
+      }
+      results[t] = (*w)->Commit(Sha256Hex(data)).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_OK(s);
+  EXPECT_EQ(Files().size(), 4u);  // one shared blob + three unique ones
+  EXPECT_EQ(TempFiles(), 0u);
+  auto r = store_->Read(Sha256Hex(same), 0, 10000);
+  ASSERT_OK(r);
+  EXPECT_EQ(*r, same);
 }
 
 TEST_F(ArtifactStoreTest, EmptyBlob) {

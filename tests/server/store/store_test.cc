@@ -576,6 +576,12 @@ TYPED_TEST(StoreTest, UpsertWorkerInsertsAndReplaces) {
 
   WorkerRecord bad;
   EXPECT_EQ(this->store().UpsertWorker(bad).code(), absl::StatusCode::kInvalidArgument);
+  bad.id = "w3";
+  bad.max_concurrent_jobs = -1;
+  EXPECT_EQ(this->store().UpsertWorker(bad).code(), absl::StatusCode::kInvalidArgument);
+  list = this->store().ListWorkers();
+  ASSERT_OK(list);
+  EXPECT_EQ(list->size(), 2u);
 }
 
 // --- logs
