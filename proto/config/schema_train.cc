@@ -14,12 +14,21 @@ KindSchema TrainSchema() {
       Int("max_steps").Default(0).Min(0).Doc("stop after this many optimizer steps (0 = no cap)"),
       Int("batch_size").Default(64).Range(1, 65536).Doc("images per step"),
       Object("optimizer", {
-          Double("lr").Default(0.1).Positive().Max(100).Doc("base learning rate"),
+          Double("lr").Default(0.1).Positive().Max(100).Doc("base (peak) learning rate"),
           Double("momentum").Default(0.9).Range(0, 1).Doc("SGD momentum"),
-          Bool("nesterov").Default(false).Doc("Nesterov momentum"),
+          Bool("nesterov").Default(false).Doc("Nesterov momentum (needs momentum > 0)"),
           Double("weight_decay").Default(1e-4).Range(0, 1).Doc("L2 weight decay"),
+          Bool("weight_decay_bn").Default(false)
+              .Doc("also decay normalisation-layer (BatchNorm) weights and biases"),
       }).Doc("SGD settings"),
-      Enum("lr_schedule", {"cosine", "constant"}).Default("cosine").Doc("learning-rate schedule over all steps"),
+      Enum("lr_schedule", {"cosine", "constant"}).Default("cosine")
+          .Doc("learning-rate schedule, updated every step (cosine: lr -> min_lr over all steps)"),
+      Double("min_lr").Default(0.0).Range(0, 100).Doc("cosine schedule's final learning rate"),
+      Int("warmup_steps").Default(0).Min(0).Doc("linear warm-up steps before the schedule"),
+      Bool("hflip").Default(false).Doc("random horizontal flips of training images (supervised)"),
+      Int("eval_batches").Default(10).Min(0)
+          .Doc("test-set batches evaluated at the end (0 = no test evaluation)"),
+      Int("eval_batch_size").Default(0).Min(0).Doc("test batch size (0 = batch_size)"),
       Int("log_every").Default(10).Range(1, 1000000).Doc("report metrics every N steps"),
       Int("checkpoint_every").Default(100).Min(0).Doc("checkpoint every N steps (0 = only the final one)"),
       Enum("objective", {"supervised", "simclr"}).Default("supervised").Doc("task loss"),

@@ -399,8 +399,8 @@ absl::StatusOr<DataOptions> ParseDataOptions(const nlohmann::json& spec) {
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDataset(const DataOptions& options,
-                                                          const std::string& split) {
+absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDatasetWithOptions(const DataOptions& options,
+                                                                     const std::string& split) {
   if (split != "train" && split != "test") {
     return absl::InvalidArgumentError(absl::StrCat("split must be 'train' or 'test', got '", split, "'"));
   }
@@ -413,7 +413,7 @@ absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDataset(const nlohmann::json& 
                                                           const std::string& split) {
   absl::StatusOr<DataOptions> options = ParseDataOptions(data_spec);
   if (!options.ok()) return options.status();
-  return OpenDataset(*options, split);
+  return OpenDatasetWithOptions(*options, split);
 }
 
 }  // namespace topolab::science

@@ -80,8 +80,8 @@ absl::StatusOr<DataOptions> ParseDataOptions(const nlohmann::json& data_spec);
 // size; the message names the file).
 absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDataset(const nlohmann::json& data_spec,
                                                           const std::string& split);
-absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDataset(const DataOptions& options,
-                                                          const std::string& split);
+absl::StatusOr<std::unique_ptr<ImageDataset>> OpenDatasetWithOptions(const DataOptions& options,
+                                                                     const std::string& split);
 
 // --- Building blocks, exposed for tests and other loaders -------------------
 

@@ -2,7 +2,10 @@
 #include "worker/science/models/checkpoint.h"
 
 #include <filesystem>
+#include <sstream>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -17,10 +20,11 @@ namespace fs = std::filesystem;
 // Module::load() replaces tensors with set_() and checks no shapes, so a
 // checkpoint of another architecture would silently reshape the model. This
 // walks the module tree, checks every key and shape first and copies values
-// into the existing tensors (keeping their identity for the optimizer).
-absl::Status LoadModuleChecked(torch::serialize::InputArchive& archive, torch::nn::Module& module,
-                               const std::string& prefix, const std::string& path) {
-  torch::NoGradGuard no_grad;
+// into the existing tensors (keeping their identity for the optimizer) only
+// when everything matched, so a failed load leaves the model untouched.
+using CopyList = std::vector<std::pair<at::Tensor, at::Tensor>>;  // (target, value)
+absl::Status CollectModuleChecked(torch::serialize::InputArchive& archive, torch::nn::Module& module,
+                                  const std::string& prefix, const std::string& path, CopyList* copies) {
   auto load_tensor = [&](const std::string& key, at::Tensor& target, bool is_buffer) -> absl::Status {
     at::Tensor value;
     if (!archive.try_read(key, value, is_buffer)) {
@@ -34,7 +38,7 @@ absl::Status LoadModuleChecked(torch::serialize::InputArchive& archive, torch::n
          << target.sizes() << " in the model";
       return absl::DataLossError(os.str());
     }
-    target.copy_(value);
+    copies->emplace_back(target, value);
     return absl::OkStatus();
   };
   for (auto& p : module.named_parameters(/*recurse=*/false)) {
@@ -50,7 +54,8 @@ absl::Status LoadModuleChecked(torch::serialize::InputArchive& archive, torch::n
     if (!archive.try_read(child.key(), child_archive)) {
       return absl::DataLossError(absl::StrCat(path, ": checkpoint has no module model.", prefix, child.key()));
     }
-    absl::Status s = LoadModuleChecked(child_archive, *child.value(), prefix + child.key() + ".", path);
+    absl::Status s =
+        CollectModuleChecked(child_archive, *child.value(), prefix + child.key() + ".", path, copies);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -130,8 +135,11 @@ absl::StatusOr<CheckpointInfo> LoadCheckpoint(const std::string& path, torch::nn
     if (!archive.try_read("model", model_archive)) {
       return absl::DataLossError(absl::StrCat(path, ": checkpoint has no model"));
     }
-    s = LoadModuleChecked(model_archive, model, "", path);
+    CopyList copies;
+    s = CollectModuleChecked(model_archive, model, "", path, &copies);
     if (!s.ok()) return s;
+    torch::NoGradGuard no_grad;
+    for (auto& [target, value] : copies) target.copy_(value);
     if (optimizer != nullptr) {
       torch::serialize::InputArchive optimizer_archive;
       archive.read("optimizer", optimizer_archive);

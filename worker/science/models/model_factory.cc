@@ -41,7 +41,7 @@ absl::StatusOr<std::shared_ptr<VisionModel>> MakeResNet18Model(const nlohmann::j
   absl::StatusOr<int64_t> v = IntKey(model_spec, "projection_dim", o.projection_dim, 0, 65536);
   if (!v.ok()) return v.status();
   o.projection_dim = *v;
-  v = IntKey(model_spec, "projection_hidden", o.hidden, 1, 65536);
+  v = IntKey(model_spec, "hidden_dim", o.hidden, 1, 65536);
   if (!v.ok()) return v.status();
   o.hidden = *v;
   return std::shared_ptr<VisionModel>(std::make_shared<ResNet18Impl>(o));

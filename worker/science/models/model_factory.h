@@ -7,7 +7,7 @@
 //     num_classes: N              supervised head width; 0 or absent = the
 //                                 caller's default (the dataset's class count)
 //     projection_dim: 128         SimCLR head output (resnet18; 0 = no head)
-//     projection_hidden: 512      SimCLR head hidden width (resnet18)
+//     hidden_dim: 512             SimCLR head hidden width (resnet18)
 //     ... family-specific keys (see each family's header)
 //
 // Adding a family: write `absl::StatusOr<std::shared_ptr<VisionModel>>
