@@ -4,6 +4,8 @@
 
 namespace topolab::config {
 
+Field AnalysisOptionsField();  // schema_extract.cc
+
 KindSchema AnalyzeSchema() {
   KindSchema k;
   k.kind = "analyze";
@@ -25,7 +27,8 @@ KindSchema AnalyzeSchema() {
               }),
           }).Default("sine_gratings").Doc("sine_gratings, or {labels, categories, domains}"),
       }).Doc("input files"),
-      StringList("analyses").Default(Json::array()).Doc("analyses to run (empty = all that apply)"),
+      Int("batch_size").Default(256).Range(1, 1 << 20).Doc("rows fed to the accumulators at a time"),
+      AnalysisOptionsField(),
   };
   return k;
 }
