@@ -49,7 +49,10 @@ at::Tensor AdjustContrast(const at::Tensor& images, const at::Tensor& factor) {
 
 at::Tensor AdjustSaturation(const at::Tensor& images, const at::Tensor& factor) {
   at::Tensor f = PerImage(factor, images);
-  return (images * f + Luma(images) * (1 - f)).clamp(0.0, 1.0);
+  at::Tensor out = (images * f + Luma(images) * (1 - f)).clamp(0.0, 1.0);
+  // f·v + (1 − f)·v rounds away from v: keep gray pixels bit-exact.
+  at::Tensor r = images.select(1, 0), g = images.select(1, 1), b = images.select(1, 2);
+  return at::where(r.eq(g).logical_and(g.eq(b)).unsqueeze(1), images, out);
 }
 
 at::Tensor ToGrayscale(const at::Tensor& images) {
@@ -91,7 +94,7 @@ at::Tensor AdjustHue(const at::Tensor& images, const at::Tensor& shift) {
 }
 
 at::Tensor GaussianBlur(const at::Tensor& images, const at::Tensor& sigma) {
-  const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
+  const int64_t h = images.size(2), w = images.size(3);
   at::Tensor sig = sigma.to(at::kCPU, at::kDouble).contiguous();
   const double smax = sig.max().item<double>();
   int64_t radius = static_cast<int64_t>(std::ceil(3.0 * smax));
@@ -100,14 +103,22 @@ at::Tensor GaussianBlur(const at::Tensor& images, const at::Tensor& sigma) {
   at::Tensor xs = at::arange(-radius, radius + 1, at::kDouble).view({1, -1});
   at::Tensor k = at::exp(-xs.pow(2) / (2.0 * sig.view({-1, 1}).pow(2)));
   k = k / k.sum(1, /*keepdim=*/true);                               // [n, 2R+1]
-  k = k.repeat_interleave(3, 0).to(images.device(), images.scalar_type());  // [3n, 2R+1]
-  const int64_t ks = 2 * radius + 1;
-  at::Tensor x = images.reshape({1, 3 * n, h, w});
-  x = at::reflection_pad2d(x, {radius, radius, 0, 0});
-  x = at::conv2d(x, k.view({3 * n, 1, 1, ks}), {}, 1, 0, 1, 3 * n);
-  x = at::reflection_pad2d(x, {0, 0, radius, radius});
-  x = at::conv2d(x, k.view({3 * n, 1, ks, 1}), {}, 1, 0, 1, 3 * n);
-  return x.view({n, 3, h, w}).clamp(0.0, 1.0);
+  k = k.to(images.device(), images.scalar_type());                    // [n, 2R+1]
+  // A weighted sum of shifted copies rather than a grouped convolution: the
+  // same arithmetic runs on every channel, so gray images stay exactly gray
+  // (convolution backends may block channels differently).
+  auto pass = [&](const at::Tensor& in, int64_t dim) {
+    const int64_t len = in.size(dim);
+    at::Tensor padded = dim == 3 ? at::reflection_pad2d(in, {radius, radius, 0, 0})
+                                 : at::reflection_pad2d(in, {0, 0, radius, radius});
+    at::Tensor out = at::zeros_like(in);
+    for (int64_t t = 0; t <= 2 * radius; ++t) {
+      out.add_(padded.narrow(dim, t, len) * k.select(1, t).view({-1, 1, 1, 1}));
+    }
+    return out;
+  };
+  at::Tensor x = pass(pass(images, 3), 2);
+  return x.clamp(0.0, 1.0);
 }
 
 at::Tensor ResizedCrop(const at::Tensor& images, const at::Tensor& boxes, const at::Tensor& flip,
@@ -194,7 +205,7 @@ at::Tensor SimClrAugment(const at::Tensor& images, const SimClrAugmentOptions& o
   at::Tensor contr = 1.0 + o.contrast * (2 * factors.select(1, 1) - 1);
   at::Tensor satur = 1.0 + o.saturation * (2 * factors.select(1, 2) - 1);
   at::Tensor hue = o.hue * (2 * factors.select(1, 3) - 1);
-  at::Tensor order = at::rand({n, 4}, gen, dbl).argsort(1);  // random permutation per image
+  at::Tensor order = at::rand({n, 4}, gen, dbl).argsort(/*dim=*/int64_t{1});  // random permutation per image
   for (int64_t k = 0; k < 4; ++k) {
     at::Tensor op_k = order.select(1, k);
     for (int64_t op = 0; op < 4; ++op) {
