@@ -7,33 +7,33 @@
 namespace topolab::server {
 
 void FaultyStore::FailNext(int n, absl::Status status, const std::string& method, Mode mode) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (int i = 0; i < n; ++i) faults_.push_back({status, method, false, mode});
 }
 
 void FaultyStore::FailNextWrites(int n, absl::Status status, Mode mode) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (int i = 0; i < n; ++i) faults_.push_back({status, "", true, mode});
 }
 
 void FaultyStore::ClearFaults() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   faults_.clear();
 }
 
 int FaultyStore::pending_faults() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(faults_.size());
 }
 
 int64_t FaultyStore::calls(const std::string& method) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = calls_.find(method);
   return it == calls_.end() ? 0 : it->second;
 }
 
 FaultyStore::Decision FaultyStore::Take(const char* method, bool is_write) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++calls_[method];
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (!it->method.empty() && it->method != method) continue;

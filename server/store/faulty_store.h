@@ -23,10 +23,10 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "server/store/store.h"
 
 namespace topolab::server {
@@ -97,9 +97,9 @@ class FaultyStore : public Store {
   T Run(const char* method, bool is_write, Call&& call);
 
   Store& base_;
-  mutable absl::Mutex mu_;
-  std::deque<Fault> faults_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int64_t> calls_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;  // guards faults_ and calls_
+  std::deque<Fault> faults_;
+  std::map<std::string, int64_t> calls_;
 };
 
 }  // namespace topolab::server

@@ -23,7 +23,7 @@ absl::Status ExperimentNotFound(const std::string& id) {
 
 absl::Status MemoryStore::CreateExperiments(const std::vector<NewExperiment>& batch) {
   if (absl::Status s = store_internal::CheckNewExperiments(batch); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const NewExperiment& e : batch) {
     if (experiments_.count(e.experiment.id) > 0) {
       return absl::AlreadyExistsError(absl::StrCat("experiment ", e.experiment.id, " already exists"));
@@ -46,7 +46,7 @@ absl::Status MemoryStore::CreateExperiments(const std::vector<NewExperiment>& ba
 }
 
 absl::StatusOr<ExperimentRecord> MemoryStore::GetExperiment(const std::string& id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = experiments_.find(id);
   if (it == experiments_.end()) return ExperimentNotFound(id);
   return it->second;
@@ -57,7 +57,7 @@ absl::StatusOr<std::vector<ExperimentRecord>> MemoryStore::ListExperiments(
   if (filter.limit <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("list limit must be positive, got ", filter.limit));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<ExperimentRecord> out;
   auto it = experiment_order_.rbegin();
   if (!filter.before_id.empty()) {
@@ -76,14 +76,14 @@ absl::StatusOr<std::vector<ExperimentRecord>> MemoryStore::ListExperiments(
 }
 
 absl::StatusOr<JobRecord> MemoryStore::GetJob(const std::string& id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return JobNotFound(id);
   return it->second;
 }
 
 absl::StatusOr<std::vector<JobRecord>> MemoryStore::ListJobs(const std::string& experiment_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (experiments_.count(experiment_id) == 0) return ExperimentNotFound(experiment_id);
   std::vector<JobRecord> out;
   auto it = experiment_jobs_.find(experiment_id);
@@ -94,7 +94,7 @@ absl::StatusOr<std::vector<JobRecord>> MemoryStore::ListJobs(const std::string& 
 }
 
 absl::StatusOr<std::vector<JobRecord>> MemoryStore::ListActiveJobs() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<JobRecord> out;
   for (const auto& [id, job] : jobs_) {
     if (!IsTerminal(job.state)) out.push_back(job);
@@ -105,7 +105,7 @@ absl::StatusOr<std::vector<JobRecord>> MemoryStore::ListActiveJobs() {
 
 absl::Status MemoryStore::Apply(const StateUpdate& update) {
   if (absl::Status s = store_internal::CheckStateUpdate(update); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const JobRecord& j : update.jobs) {
     auto it = jobs_.find(j.id);
     if (it == jobs_.end()) return JobNotFound(j.id);
@@ -134,7 +134,7 @@ absl::Status MemoryStore::Apply(const StateUpdate& update) {
 
 absl::StatusOr<JobRecord> MemoryStore::ClaimJob(const std::string& job_id, const std::string& worker_id,
                                                 int64_t now_ms, int64_t lease_expires_at_ms) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return JobNotFound(job_id);
   JobRecord& j = it->second;
@@ -153,13 +153,13 @@ absl::StatusOr<JobRecord> MemoryStore::ClaimJob(const std::string& job_id, const
 
 absl::Status MemoryStore::UpsertWorker(const WorkerRecord& worker) {
   if (absl::Status s = store_internal::CheckWorker(worker); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   workers_[worker.id] = worker;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<WorkerRecord>> MemoryStore::ListWorkers() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<WorkerRecord> out;
   for (const auto& [id, w] : workers_) out.push_back(w);
   return out;
@@ -168,7 +168,7 @@ absl::StatusOr<std::vector<WorkerRecord>> MemoryStore::ListWorkers() {
 absl::StatusOr<std::vector<LogLineRecord>> MemoryStore::AppendLogs(const std::string& job_id,
                                                                    const std::vector<std::string>& lines,
                                                                    int64_t ts_ms) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return JobNotFound(job_id);
   std::vector<LogLineRecord> out;
@@ -192,7 +192,7 @@ absl::StatusOr<std::vector<LogLineRecord>> MemoryStore::ReadLogs(const std::stri
                                                                  const std::string& stage_id,
                                                                  int64_t after_id, int limit) {
   if (limit <= 0) return absl::InvalidArgumentError(absl::StrCat("log limit must be positive, got ", limit));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (experiments_.count(experiment_id) == 0) return ExperimentNotFound(experiment_id);
   std::vector<LogLineRecord> out;
   // ids are index + 1, so the scan can start right after the cursor.
@@ -208,7 +208,7 @@ absl::StatusOr<std::vector<LogLineRecord>> MemoryStore::ReadLogs(const std::stri
 
 absl::Status MemoryStore::PutArtifact(const ArtifactRecord& artifact) {
   if (absl::Status s = store_internal::CheckArtifact(artifact); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(artifact.job_id);
   if (it == jobs_.end()) return JobNotFound(artifact.job_id);
   const JobRecord& job = it->second;
@@ -227,7 +227,7 @@ absl::Status MemoryStore::PutArtifact(const ArtifactRecord& artifact) {
 
 absl::StatusOr<std::vector<ArtifactRecord>> MemoryStore::ListArtifacts(const std::string& experiment_id,
                                                                        const std::string& stage_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (experiments_.count(experiment_id) == 0) return ExperimentNotFound(experiment_id);
   std::vector<ArtifactRecord> out;
   for (const auto& [key, a] : artifacts_) {
@@ -242,7 +242,7 @@ absl::StatusOr<std::vector<ArtifactRecord>> MemoryStore::ListArtifacts(const std
 }
 
 absl::StatusOr<std::vector<ArtifactRecord>> MemoryStore::ListJobArtifacts(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (jobs_.count(job_id) == 0) return JobNotFound(job_id);
   std::vector<ArtifactRecord> out;
   for (auto it = artifacts_.lower_bound({job_id, ""}); it != artifacts_.end() && it->first.first == job_id;
@@ -255,7 +255,7 @@ absl::StatusOr<std::vector<ArtifactRecord>> MemoryStore::ListJobArtifacts(const 
 absl::StatusOr<ArtifactRecord> MemoryStore::GetArtifact(const std::string& experiment_id,
                                                         const std::string& stage_id,
                                                         const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [key, a] : artifacts_) {
     if (a.experiment_id == experiment_id && a.stage_id == stage_id && a.name == name) return a;
   }
@@ -264,7 +264,7 @@ absl::StatusOr<ArtifactRecord> MemoryStore::GetArtifact(const std::string& exper
 }
 
 absl::StatusOr<std::vector<MetricPoint>> MemoryStore::ListMetrics(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (jobs_.count(job_id) == 0) return JobNotFound(job_id);
   std::vector<MetricPoint> out;
   auto it = metrics_.find(job_id);

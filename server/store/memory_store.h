@@ -8,13 +8,13 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "server/store/store.h"
 
 namespace topolab::server {
@@ -57,19 +57,19 @@ class MemoryStore : public Store {
     LogLineRecord line;
   };
 
-  absl::Mutex mu_;
-  std::unordered_map<std::string, ExperimentRecord> experiments_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;  // guards every member below
+  std::unordered_map<std::string, ExperimentRecord> experiments_;
   // (created_at_ms, id): ListExperiments walks this backwards (newest first).
-  std::set<std::pair<int64_t, std::string>> experiment_order_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, JobRecord> jobs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<int64_t, std::string>> experiment_order_;
+  std::unordered_map<std::string, JobRecord> jobs_;
   // experiment id -> job ids in stage order.
-  std::unordered_map<std::string, std::vector<std::string>> experiment_jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, WorkerRecord> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<StoredLog> logs_ ABSL_GUARDED_BY(mu_);  // in id order; id = index + 1
-  std::unordered_map<std::string, int64_t> log_seq_ ABSL_GUARDED_BY(mu_);  // job id -> last seq
+  std::unordered_map<std::string, std::vector<std::string>> experiment_jobs_;
+  std::map<std::string, WorkerRecord> workers_;
+  std::vector<StoredLog> logs_;  // in id order; id = index + 1
+  std::unordered_map<std::string, int64_t> log_seq_;  // job id -> last seq
   // (job id, name) -> row.
-  std::map<std::pair<std::string, std::string>, ArtifactRecord> artifacts_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, std::vector<MetricPoint>> metrics_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, ArtifactRecord> artifacts_;
+  std::unordered_map<std::string, std::vector<MetricPoint>> metrics_;
 };
 
 }  // namespace topolab::server
