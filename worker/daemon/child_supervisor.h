@@ -38,6 +38,7 @@ std::string DescribeExit(const ExitInfo& exit);
 struct ChildOptions {
   std::vector<std::string> argv;          // argv[0]: path of the executable
   std::filesystem::path working_dir;      // empty: the daemon's
+  std::vector<std::string> extra_env;     // "NAME=value", added to ours
   std::chrono::milliseconds grace{10000}; // SIGTERM -> SIGKILL
   size_t stderr_tail_bytes = 4096;
 };

@@ -15,6 +15,7 @@
 #include "proto/grpc_status.h"
 #include "worker/daemon/child_supervisor.h"
 #include "worker/daemon/protocol.h"
+#include "worker/jobs/runner_env.h"
 
 namespace topolab::worker {
 namespace {
@@ -437,6 +438,8 @@ void WorkerDaemon::JobRun::Execute() {
   ChildOptions options;
   options.argv = ChildArgv();
   options.working_dir = dir_;
+  // The child stops itself if this daemon dies (kill -9): see runner.h.
+  options.extra_env = {std::string(kParentPidEnv) + "=" + std::to_string(getpid())};
   options.grace = d_->config_.stop_grace;
   ChildSupervisor child(options);
   absl::Status started = child.Start();
@@ -522,6 +525,11 @@ WorkerDaemon::WorkerDaemon(WorkerConfig config, std::unique_ptr<v1::Worker::Stub
     : config_([&] {
         if (config.host.empty()) config.host = LocalHostName();
         if (config.max_jobs < 1) config.max_jobs = 1;
+        // Children run in their job folder, so every path handed to them
+        // must be absolute.
+        std::error_code ec;
+        std::filesystem::path abs = std::filesystem::absolute(config.work_dir, ec);
+        if (!ec) config.work_dir = abs.lexically_normal();
         return std::move(config);
       }()),
       worker_stub_(std::move(worker_stub)),

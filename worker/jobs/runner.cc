@@ -1,8 +1,12 @@
 // The run-job path; see runner.h.
 #include "worker/jobs/runner.h"
 
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "proto/config/experiment_config.h"
+#include "worker/jobs/runner_env.h"
 
 namespace topolab::worker {
 namespace {
@@ -149,6 +154,14 @@ void JsonLinesReporter::SetCancelRequestedForTest(bool value) { g_cancel_request
 
 int RunJobMain(const RunJobOptions& options) {
   JsonLinesReporter::InstallCancelSignalHandlers();
+  // Started by a daemon: ask for SIGTERM when it dies, so a daemon killed
+  // with -9 does not leave its jobs running unsupervised (the cancel flag
+  // then stops the job at its next check). If it died before prctl, the
+  // parent pid has changed already.
+  if (const char* parent = std::getenv(kParentPidEnv); parent != nullptr) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (std::to_string(getppid()) != parent) g_cancel_requested.store(true);
+  }
   JsonLinesReporter reporter(stdout);
   absl::Status status = RunJob(options, reporter);
   if (!status.ok()) reporter.Log("job failed: " + status.ToString());
