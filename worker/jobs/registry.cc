@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "worker/jobs/analyze/analyze_job.h"
+#include "worker/jobs/extract/extract_job.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/sleep/sleep_job.h"
 
@@ -19,6 +21,8 @@ struct KindEntry {
 
 // Keep sorted by kind.
 constexpr KindEntry kKinds[] = {
+    {"analyze", &MakeAnalyzeJob},
+    {"extract", &MakeExtractJob},
     {"sleep", &MakeSleepJob},
 };
 
