@@ -41,6 +41,13 @@ KindSchema TrainSchema() {
           Enum("rel_form", {"half", "full"}).Default("half").Doc("SL_Rel as (1-r)/2 (half) or 1-r (full)"),
           Int("neighborhoods_per_step").Default(1).Range(1, 1000).Doc("neighbourhoods per layer per step"),
           StringList("layers").Default(Json::array()).Doc("layers with a spatial loss (empty = all 8 blocks)"),
+          Map("layer_weights", Double("weight").Range(0, 1000)).Default(Json::object())
+              .Doc("per-layer alpha overriding spatial_weight ({layer4.1: 0.5}; 0 = off)"),
+          Enum("scale", {"human", "train"}).Default("human")
+              .Doc("cortical sheet size table for fresh sheets (no positions_from)"),
+          Double("jitter_mm").Default(0.3).Range(0, 1000).Doc("fresh sheet jitter sd in mm"),
+          Int("pool_windows").Default(20000).Range(1, 100000000)
+              .Doc("windows drawn for a neighbourhood pool built here"),
       }).Doc("spatial loss settings"),
       String("positions_from").Default("").StageRef()
           .Doc("stage id (in needs) whose positions artifact lays out the units; empty = fresh sheet"),

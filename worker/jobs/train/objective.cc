@@ -1,6 +1,8 @@
 // Training objectives and their tensor helpers.
 #include "worker/jobs/train/objective.h"
 
+#include "worker/jobs/train/tdann_terms.h"
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -37,22 +39,23 @@ StepLoss SupervisedObjective::Compute(science::VisionModel& model, const StepBat
 }
 
 absl::StatusOr<std::unique_ptr<TrainObjective>> MakeObjective(const TrainOptions& options,
-                                                              const nlohmann::json& /*job_spec*/) {
+                                                              const nlohmann::json& job_spec) {
   if (options.objective == "supervised") {
     return std::unique_ptr<TrainObjective>(std::make_unique<SupervisedObjective>(options.hflip));
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("objective: unknown objective '", options.objective, "' (known: supervised)"));
+  if (options.objective == "simclr") return MakeSimClrObjective(job_spec);  // tdann_terms.h
+  return absl::InvalidArgumentError(absl::StrCat("objective: unknown objective '", options.objective,
+                                                 "' (known: supervised, simclr)"));
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<LossTerm>>> MakeLossTerms(const nlohmann::json& job_spec,
-                                                                     const science::VisionModel& /*model*/,
-                                                                     const JobContext& /*context*/) {
+                                                                     const science::VisionModel& model,
+                                                                     const JobContext& context) {
   std::vector<std::unique_ptr<LossTerm>> terms;
-  if (job_spec.is_object() && job_spec.contains("spatial_weight") && job_spec["spatial_weight"].is_number() &&
-      job_spec["spatial_weight"].get<double>() != 0.0) {
-    return absl::UnimplementedError("spatial_weight: the spatial loss term is not available in this build");
-  }
+  // TDANN spatial loss (tdann_terms.h); null when spatial_weight is 0.
+  absl::StatusOr<std::unique_ptr<LossTerm>> spatial = MakeSpatialLossTerm(job_spec, model, context);
+  if (!spatial.ok()) return spatial.status();
+  if (*spatial) terms.push_back(std::move(*spatial));
   return terms;
 }
 
