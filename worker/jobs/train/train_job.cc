@@ -223,19 +223,24 @@ absl::Status TrainJob::Run(JobContext& ctx) {
 
   int64_t step = 0;
   if (!ctx.resume_dir.empty()) {
-    std::optional<fs::path> newest = FindNewestCheckpoint(ctx.resume_dir / "checkpoints");
-    if (newest) {
-      absl::StatusOr<sci::CheckpointInfo> info = sci::ReadCheckpointInfo(newest->string());
-      if (!info.ok()) return info.status();
+    for (const fs::path& candidate : ListCheckpointsNewestFirst(ctx.resume_dir / "checkpoints")) {
+      absl::StatusOr<sci::CheckpointInfo> info = sci::ReadCheckpointInfo(candidate.string());
       // final.pt carries no optimizer state; nothing is left to train then.
-      absl::StatusOr<sci::CheckpointInfo> loaded = sci::LoadCheckpoint(
-          newest->string(), *run.model, info->has_optimizer ? run.optimizer.get() : nullptr, ctx.device);
-      if (!loaded.ok()) return loaded.status();
+      absl::StatusOr<sci::CheckpointInfo> loaded =
+          info.ok() ? sci::LoadCheckpoint(candidate.string(), *run.model,
+                                          info->has_optimizer ? run.optimizer.get() : nullptr, ctx.device)
+                    : info;
+      if (!loaded.ok()) {
+        rep.Log(absl::StrCat("skipping checkpoint ", candidate.filename().string(), ": ",
+                             loaded.status().ToString()));
+        continue;
+      }
       step = std::min(loaded->step, run.total_steps);
       if (loaded->meta.contains("history") && loaded->meta["history"].is_array()) {
         history_ = loaded->meta["history"];
       }
-      rep.Log(absl::StrCat("resumed from step ", step, " (", newest->filename().string(), ")"));
+      rep.Log(absl::StrCat("resumed from step ", step, " (", candidate.filename().string(), ")"));
+      break;
     }
   }
   rep.Log(absl::StrFormat(
@@ -376,59 +381,72 @@ absl::Status TrainJob::Run(JobContext& ctx) {
 absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& spec) {
   TrainOptions o;
   if (!spec.is_object()) return absl::InvalidArgumentError("job spec: must be a mapping");
-  auto has = [&](const char* key) { return spec.contains(key) && !spec[key].is_null(); };
-  auto get_int = [&](const char* key, int64_t lo, int64_t* out) -> absl::Status {
-    if (!has(key)) return absl::OkStatus();
-    if (!spec[key].is_number_integer() || spec[key].get<int64_t>() < lo) {
-      return KeyError(key, lo > 0 ? "must be a positive integer" : "must be a non-negative integer");
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  const nlohmann::json& opt = spec.contains("optimizer") ? spec["optimizer"] : kEmpty;
+  if (!opt.is_object()) return KeyError("optimizer", "must be a mapping");
+  // `section` is the object holding `key`; `prefix` its path for messages.
+  auto has = [](const nlohmann::json& section, const char* key) {
+    return section.contains(key) && !section[key].is_null();
+  };
+  auto get_int = [&](const nlohmann::json& section, const std::string& prefix, const char* key, int64_t lo,
+                     int64_t* out) -> absl::Status {
+    if (!has(section, key)) return absl::OkStatus();
+    const auto& v = section[key];
+    const bool integral = v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+    if (!integral || v.get<double>() < static_cast<double>(lo)) {
+      return KeyError(prefix + key, lo > 0 ? "must be a positive integer" : "must be a non-negative integer");
     }
-    *out = spec[key].get<int64_t>();
+    *out = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
     return absl::OkStatus();
   };
-  auto get_double = [&](const char* key, double* out) -> absl::Status {
-    if (!has(key)) return absl::OkStatus();
-    if (!spec[key].is_number() || !std::isfinite(spec[key].get<double>()) || spec[key].get<double>() < 0) {
-      return KeyError(key, "must be a non-negative number");
+  auto get_double = [&](const nlohmann::json& section, const std::string& prefix, const char* key,
+                        double* out) -> absl::Status {
+    if (!has(section, key)) return absl::OkStatus();
+    if (!section[key].is_number() || !std::isfinite(section[key].get<double>()) || section[key].get<double>() < 0) {
+      return KeyError(prefix + key, "must be a non-negative number");
     }
-    *out = spec[key].get<double>();
+    *out = section[key].get<double>();
     return absl::OkStatus();
   };
-  auto get_bool = [&](const char* key, bool* out) -> absl::Status {
-    if (!has(key)) return absl::OkStatus();
-    if (!spec[key].is_boolean()) return KeyError(key, "must be true or false");
-    *out = spec[key].get<bool>();
+  auto get_bool = [&](const nlohmann::json& section, const std::string& prefix, const char* key,
+                      bool* out) -> absl::Status {
+    if (!has(section, key)) return absl::OkStatus();
+    if (!section[key].is_boolean()) return KeyError(prefix + key, "must be true or false");
+    *out = section[key].get<bool>();
     return absl::OkStatus();
   };
-  auto get_string = [&](const char* key, std::string* out) -> absl::Status {
-    if (!has(key)) return absl::OkStatus();
-    if (!spec[key].is_string()) return KeyError(key, "must be a string");
-    *out = spec[key].get<std::string>();
+  auto get_string = [&](const nlohmann::json& section, const std::string& prefix, const char* key,
+                        std::string* out) -> absl::Status {
+    if (!has(section, key)) return absl::OkStatus();
+    if (!section[key].is_string()) return KeyError(prefix + key, "must be a string");
+    *out = section[key].get<std::string>();
     return absl::OkStatus();
   };
+  const std::string top, op = "optimizer.";
   absl::Status s;
-  if (s = get_string("objective", &o.objective); !s.ok()) return s;
-  if (s = get_int("epochs", 1, &o.epochs); !s.ok()) return s;
-  if (s = get_int("max_steps", 0, &o.max_steps); !s.ok()) return s;
-  if (s = get_int("batch_size", 1, &o.batch_size); !s.ok()) return s;
-  if (s = get_double("lr", &o.lr); !s.ok()) return s;
-  if (s = get_string("lr_schedule", &o.lr_schedule); !s.ok()) return s;
+  if (s = get_string(spec, top, "objective", &o.objective); !s.ok()) return s;
+  if (s = get_int(spec, top, "epochs", 1, &o.epochs); !s.ok()) return s;
+  if (s = get_int(spec, top, "max_steps", 0, &o.max_steps); !s.ok()) return s;
+  if (s = get_int(spec, top, "batch_size", 1, &o.batch_size); !s.ok()) return s;
+  if (s = get_double(opt, op, "lr", &o.lr); !s.ok()) return s;
+  if (s = get_double(opt, op, "momentum", &o.momentum); !s.ok()) return s;
+  if (s = get_bool(opt, op, "nesterov", &o.nesterov); !s.ok()) return s;
+  if (o.nesterov && o.momentum <= 0) return KeyError("optimizer.nesterov", "requires momentum > 0");
+  if (s = get_double(opt, op, "weight_decay", &o.weight_decay); !s.ok()) return s;
+  if (s = get_bool(opt, op, "weight_decay_bn", &o.weight_decay_bn); !s.ok()) return s;
+  if (s = get_string(spec, top, "lr_schedule", &o.lr_schedule); !s.ok()) return s;
   if (o.lr_schedule != "cosine" && o.lr_schedule != "constant") {
     return KeyError("lr_schedule", absl::StrCat("must be cosine or constant, got '", o.lr_schedule, "'"));
   }
-  if (s = get_double("min_lr", &o.min_lr); !s.ok()) return s;
-  if (s = get_int("warmup_steps", 0, &o.warmup_steps); !s.ok()) return s;
-  if (s = get_double("momentum", &o.momentum); !s.ok()) return s;
-  if (s = get_bool("nesterov", &o.nesterov); !s.ok()) return s;
-  if (o.nesterov && o.momentum <= 0) return KeyError("nesterov", "requires momentum > 0");
-  if (s = get_double("weight_decay", &o.weight_decay); !s.ok()) return s;
-  if (s = get_bool("weight_decay_bn", &o.weight_decay_bn); !s.ok()) return s;
-  if (s = get_bool("hflip", &o.hflip); !s.ok()) return s;
-  if (s = get_int("log_every", 1, &o.log_every); !s.ok()) return s;
-  if (s = get_int("checkpoint_every", 0, &o.checkpoint_every); !s.ok()) return s;
-  if (s = get_int("eval_batches", 0, &o.eval_batches); !s.ok()) return s;
-  if (s = get_int("eval_batch_size", 0, &o.eval_batch_size); !s.ok()) return s;
+  if (s = get_double(spec, top, "min_lr", &o.min_lr); !s.ok()) return s;
+  if (s = get_int(spec, top, "warmup_steps", 0, &o.warmup_steps); !s.ok()) return s;
+  if (s = get_bool(spec, top, "hflip", &o.hflip); !s.ok()) return s;
+  if (s = get_int(spec, top, "log_every", 1, &o.log_every); !s.ok()) return s;
+  if (s = get_int(spec, top, "checkpoint_every", 0, &o.checkpoint_every); !s.ok()) return s;
+  if (s = get_int(spec, top, "eval_batches", 0, &o.eval_batches); !s.ok()) return s;
+  if (s = get_int(spec, top, "eval_batch_size", 0, &o.eval_batch_size); !s.ok()) return s;
   int64_t seed = 0;
-  if (s = get_int("seed", 0, &seed); !s.ok()) return s;
+  if (s = get_int(spec, top, "seed", 0, &seed); !s.ok()) return s;
   o.seed = static_cast<uint64_t>(seed);
   return o;
 }
@@ -444,25 +462,29 @@ double LearningRateAt(const TrainOptions& o, int64_t step, int64_t total_steps) 
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(kPi * std::clamp(t, 0.0, 1.0)));
 }
 
-std::optional<fs::path> FindNewestCheckpoint(const fs::path& dir) {
+std::vector<fs::path> ListCheckpointsNewestFirst(const fs::path& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::nullopt;
-  if (fs::is_regular_file(dir / "final.pt", ec)) return dir / "final.pt";
+  std::vector<fs::path> out;
+  if (!fs::is_directory(dir, ec)) return out;
   static const std::regex kStepFile(R"(step_(\d+)\.pt)");
-  std::optional<fs::path> best;
-  int64_t best_step = -1;
+  std::vector<std::pair<int64_t, fs::path>> steps;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
     if (entry.is_regular_file() && std::regex_match(name, m, kStepFile)) {
-      const int64_t step = std::stoll(m[1].str());
-      if (step > best_step) {
-        best_step = step;
-        best = entry.path();
-      }
+      steps.emplace_back(std::stoll(m[1].str()), entry.path());
     }
   }
-  return best;
+  std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (fs::is_regular_file(dir / "final.pt", ec)) out.push_back(dir / "final.pt");
+  for (auto& s : steps) out.push_back(std::move(s.second));
+  return out;
+}
+
+std::optional<fs::path> FindNewestCheckpoint(const fs::path& dir) {
+  std::vector<fs::path> all = ListCheckpointsNewestFirst(dir);
+  if (all.empty()) return std::nullopt;
+  return all.front();
 }
 
 std::unique_ptr<Job> MakeTrainJob() { return std::make_unique<TrainJob>(); }

@@ -10,18 +10,20 @@
 //   max_steps        stop after this many steps; 0 = epochs*steps_per_epoch (0)
 //   batch_size       images per step (64); steps_per_epoch = floor(N/batch_size)
 //                    (the last partial batch of an epoch is dropped; at least 1)
-//   lr               peak learning rate (0.1)
+//   optimizer:       SGD settings
+//     lr             peak learning rate (0.1)
+//     momentum (0.9), nesterov (false)
+//     weight_decay (1e-4), weight_decay_bn (false: normalisation-layer
+//                    weights/biases get none, as the OFFICIAL TDANN config)
 //   lr_schedule      cosine | constant (cosine): per step,
 //                    lr(t) = min_lr + (lr - min_lr)(1 + cos(pi t))/2 with
 //                    t = (step - warmup_steps)/(total_steps - warmup_steps), so
 //                    step 0 uses lr and min_lr is reached after the last step;
 //                    the first warmup_steps ramp linearly: lr*(step+1)/warmup_steps
 //   min_lr (0), warmup_steps (0)
-//   momentum (0.9), nesterov (false)
-//   weight_decay (1e-4), weight_decay_bn (false: BN weights/biases get none)
 //   hflip            random horizontal flips of the train images (false)
 //   log_every        metrics + a log line every N steps (10)
-//   checkpoint_every checkpoint every N steps; 0 = only the final one (0)
+//   checkpoint_every checkpoint every N steps; 0 = only the final one (100)
 //   eval_batches     test-set batches evaluated at the end; 0 = none (10)
 //   eval_batch_size  0 = batch_size (0)
 //   seed             top-level job seed (0): weights, data order, flips
@@ -40,8 +42,9 @@
 // seed, class_names, epoch, steps_per_epoch, total_steps, image_size.
 //
 // Resume: if resume_dir/checkpoints/ holds step_*.pt (or final.pt), training
-// restarts from the newest one (model, optimizer, step, RNG state) and logs
-// "resumed from step N".
+// restarts from the newest readable one (model, optimizer, step; every random
+// draw of a step is a function of (seed, step), so no RNG state is needed) and
+// logs "resumed from step N". An unreadable checkpoint is logged and skipped.
 #ifndef TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
 #define TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
 
@@ -50,6 +53,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -74,15 +78,15 @@ struct TrainOptions {
   bool weight_decay_bn = false;
   bool hflip = false;
   int64_t log_every = 10;
-  int64_t checkpoint_every = 0;
+  int64_t checkpoint_every = 100;
   int64_t eval_batches = 10;
   int64_t eval_batch_size = 0;
   uint64_t seed = 0;
 };
 
 // Reads the train keys of a job spec; absent keys keep their defaults,
-// unknown keys are ignored (other subsystems own them). InvalidArgument
-// names the key ("batch_size: must be a positive integer").
+// unknown keys are ignored (the config validator rejects them at submit).
+// InvalidArgument names the key ("optimizer.lr: must be a non-negative number").
 absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& job_spec);
 
 // Learning rate at `step` (0-based) of `total_steps`.
@@ -91,6 +95,8 @@ double LearningRateAt(const TrainOptions& options, int64_t step, int64_t total_s
 // Newest checkpoint under `dir` (final.pt wins over step files; then the
 // highest step_NNNNNNN.pt), or nullopt when there is none.
 std::optional<std::filesystem::path> FindNewestCheckpoint(const std::filesystem::path& dir);
+// Every checkpoint under `dir` in that order (final.pt, then steps descending).
+std::vector<std::filesystem::path> ListCheckpointsNewestFirst(const std::filesystem::path& dir);
 
 std::unique_ptr<Job> MakeTrainJob();
 
