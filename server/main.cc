@@ -3,7 +3,8 @@
 // submits are written, the database is closed).
 //
 //   topolab-scheduler --listen 127.0.0.1:7070 --data-dir DIR
-//                     [--lease-ttl-ms N] [--heartbeat-interval-ms N] [--allow-remote]
+//                     [--lease-ttl-ms N] [--heartbeat-interval-ms N]
+//                     [--group-commit-interval-us N] [--allow-remote]
 //
 // Prints "listening on HOST:PORT" (the real port when --listen asks for
 // port 0) on stdout once it accepts RPCs; logs go to stderr as key=value lines.
@@ -34,6 +35,11 @@ int main(int argc, char** argv) {
                  "how often workers heartbeat; dead after 3 missed intervals")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{10}, int64_t{3600} * 1000));
+  app.add_option("--group-commit-interval-us", config.min_commit_interval_us,
+                 "under load, space submit commits at least this far apart (0 = commit as soon "
+                 "as the core is free)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}));
   app.add_flag("--allow-remote", config.allow_remote,
                "bind a non-loopback address although there is no TLS or authentication");
   try {

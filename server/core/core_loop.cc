@@ -1,16 +1,19 @@
 // CoreLoop implementation: one io_context, one thread, one timer.
 #include "server/core/core_loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 namespace topolab::server {
 
-CoreLoop::CoreLoop(Scheduler& scheduler, int64_t tick_ms)
+CoreLoop::CoreLoop(Scheduler& scheduler, int64_t tick_ms, int64_t min_commit_interval_us)
     : scheduler_(scheduler),
       tick_ms_(tick_ms > 0 ? tick_ms : 20),
+      min_commit_interval_(std::max<int64_t>(0, min_commit_interval_us)),
       work_(boost::asio::make_work_guard(io_)),
-      timer_(io_) {}
+      timer_(io_),
+      flush_timer_(io_) {}
 
 CoreLoop::~CoreLoop() { Stop(); }
 
@@ -45,6 +48,7 @@ void CoreLoop::Stop() {
   boost::asio::post(io_, [this] {
     scheduler_.FlushSubmits();
     timer_.cancel();
+    flush_timer_.cancel();
     work_.reset();
     io_.stop();
   });
@@ -58,14 +62,30 @@ void CoreLoop::Post(std::function<void(Scheduler&)> fn) {
 void CoreLoop::Submit(NewExperiment experiment, Scheduler::SubmitCallback done) {
   boost::asio::post(io_, [this, e = std::move(experiment), done = std::move(done)]() mutable {
     scheduler_.Submit(std::move(e), std::move(done));
-    if (!flush_posted_ && scheduler_.pending_submits() > 0) {
-      flush_posted_ = true;
-      boost::asio::post(io_, [this] {
-        flush_posted_ = false;
-        scheduler_.FlushSubmits();
-      });
-    }
+    if (scheduler_.pending_submits() > 0) RequestFlush();
   });
+}
+
+void CoreLoop::RequestFlush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  auto due = last_flush_ + min_commit_interval_;
+  if (std::chrono::steady_clock::now() >= due) {
+    // Behind every submit already queued: they all join this commit.
+    boost::asio::post(io_, [this] { FlushNow(); });
+    return;
+  }
+  flush_timer_.expires_at(due);
+  flush_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled at Stop(), which flushes itself
+    FlushNow();
+  });
+}
+
+void CoreLoop::FlushNow() {
+  flush_posted_ = false;
+  scheduler_.FlushSubmits();
+  last_flush_ = std::chrono::steady_clock::now();
 }
 
 void CoreLoop::LeaseJob(std::string worker_id, int64_t wait_ms, Scheduler::LeaseCallback done,

@@ -8,14 +8,18 @@
 // Group commit: Submit() posts the submit and, unless one is already queued,
 // a flush behind it. Every submit that reaches the loop before the flush runs
 // is written by the same Store::CreateExperiments call; submits arriving
-// while a flush writes are batched into the next one. A submit is answered
-// only after its batch is durable.
+// while a flush writes are batched into the next one. Under load, commits
+// are spaced at least `min_commit_interval_us` apart (a flush requested
+// sooner waits on a timer), so each commit carries more experiments and the
+// per-commit cost (WAL pages of every index) is shared; an idle scheduler
+// commits at once. A submit is answered only after its batch is durable.
 //
 // Thread-safe: Post/Submit/Call may be called from any thread.
 #ifndef TOPOLAB_SERVER_CORE_CORE_LOOP_H_
 #define TOPOLAB_SERVER_CORE_CORE_LOOP_H_
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
@@ -35,7 +39,8 @@ class CoreLoop {
  public:
   // `scheduler` must outlive the loop and must not be used by anyone else
   // while the loop runs.
-  explicit CoreLoop(Scheduler& scheduler, int64_t tick_ms = 20);
+  explicit CoreLoop(Scheduler& scheduler, int64_t tick_ms = 20,
+                    int64_t min_commit_interval_us = 0);
   ~CoreLoop();  // Stop()
   CoreLoop(const CoreLoop&) = delete;
   CoreLoop& operator=(const CoreLoop&) = delete;
@@ -80,12 +85,17 @@ class CoreLoop {
 
  private:
   void ArmTimer();
+  void RequestFlush();  // core thread only
+  void FlushNow();      // core thread only
 
   Scheduler& scheduler_;
   const int64_t tick_ms_;
+  const std::chrono::microseconds min_commit_interval_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer flush_timer_;
+  std::chrono::steady_clock::time_point last_flush_{};  // core thread only
   std::thread thread_;
   std::thread::id thread_id_;
   bool flush_posted_ = false;  // core thread only

@@ -80,7 +80,8 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   s->scheduler_ = std::make_unique<Scheduler>(*s->store_, s->clock_, s->hub_, config.scheduler, log);
   absl::Status rec = s->scheduler_->Recover();
   if (!rec.ok()) return rec;
-  s->loop_ = std::make_unique<CoreLoop>(*s->scheduler_, config.tick_ms);
+  s->loop_ = std::make_unique<CoreLoop>(*s->scheduler_, config.tick_ms,
+                                        config.min_commit_interval_us);
   s->loop_->Start();
 
   ServiceDeps deps;

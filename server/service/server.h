@@ -39,6 +39,8 @@ struct ServerConfig {
   SchedulerOptions scheduler;
   // Period of the lease/liveness/long-poll sweep.
   int64_t tick_ms = 20;
+  // Group commit: under load, submit commits are at least this far apart.
+  int64_t min_commit_interval_us = 0;
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost" (with or without a port).
