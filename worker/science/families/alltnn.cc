@@ -145,7 +145,7 @@ absl::StatusOr<AllTnnOptions> ParseAllTnnOptions(const nlohmann::json& m, int64_
   if (!(s = spec::GetEnum(m, "preset", {"full", "mini"}, p, &preset)).ok()) return s;
   o.layers = preset == "full" ? AllTnnFullLayers() : AllTnnMiniLayers();
   o.image_size = preset == "full" ? 150 : 32;
-  for (auto st : {spec::GetInt(m, "image_size", 8, 4096, p, &o.image_size),
+  for (auto st : {spec::GetInt(m, "image_size", 2, 4096, p, &o.image_size),
                   spec::GetEnum(m, "layer_type", {"lc", "conv"}, p, &o.layer_type),
                   spec::GetDouble(m, "alpha", 0, 1e9, p, &o.alpha),
                   spec::GetBool(m, "circular", p, &o.circular),
