@@ -10,6 +10,7 @@
 #include "worker/jobs/extract/extract_job.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/sleep/sleep_job.h"
+#include "worker/jobs/swapopt/swapopt_job.h"
 #include "worker/jobs/train/train_job.h"
 
 namespace topolab::worker {
@@ -25,6 +26,7 @@ constexpr KindEntry kKinds[] = {
     {"analyze", &MakeAnalyzeJob},
     {"extract", &MakeExtractJob},
     {"sleep", &MakeSleepJob},
+    {"swapopt", &MakeSwapoptJob},
     {"train", &MakeTrainJob},
 };
 

@@ -101,7 +101,9 @@ TEST_F(SwapoptJobTest, StandaloneWritesPermutedPositionsPoolAndMetrics) {
   ASSERT_EQ(out.sizes(), positions_.sizes());
   EXPECT_EQ(out.scalar_type(), at::kFloat);
   // A permutation of the input rows (sort by x + 1000 y: lattice points).
-  auto key = [](const at::Tensor& p) { return (p.select(1, 0) + 1000 * p.select(1, 1)).sort().values; };
+  auto key = [](const at::Tensor& p) {
+    return std::get<0>((p.select(1, 0) + 1000 * p.select(1, 1)).sort());
+  };
   EXPECT_TRUE(at::equal(key(out), key(positions_)));
   EXPECT_FALSE(at::equal(out, positions_));
   at::Tensor pool = science::ReadNpy((dir_ / "out" / "neighborhoods.npy").string());
