@@ -402,5 +402,52 @@ TEST_F(CliE2ETest, CancelEndsTheExperiment) {
   EXPECT_EQ(Cli("cancel no-such-id").rc, 2);
 }
 
+TEST_F(CliE2ETest, LogsFollowStreamsUntilTheExperimentEnds) {
+  const std::string wid = Register();
+  const std::string id = Submit("name: f\nstages:\n  - {id: only, kind: sleep}\n");
+  std::thread job([&] {
+    v1::Lease l = Lease(wid);
+    Logs(l, {"line one"});
+    std::this_thread::sleep_for(milliseconds(1500));
+    Logs(l, {"line two"});
+    Complete(l, true);
+  });
+  CliResult r = Cli("logs -f " + id);
+  job.join();
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("[only] line one\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[only] line two\n"), std::string::npos) << r.out;
+  CliResult js = Cli("-O json logs " + id + " --job only");
+  ASSERT_EQ(js.rc, 0);
+  std::istringstream lines(js.out);
+  std::string first;
+  std::getline(lines, first);
+  auto j = nlohmann::json::parse(first);
+  EXPECT_EQ(j["stage_id"], "only");
+  EXPECT_EQ(j["text"], "line one");
+}
+
+TEST_F(CliE2ETest, ValidateAndSchemaWorkWithoutAScheduler) {
+  const std::string cli = std::string(TOPOLAB_CLI_BIN) + " --scheduler 127.0.0.1:1 ";
+  const fs::path f = root_ / "ok.yaml";
+  WriteFile(f, kTwoStages);
+  const std::string out = (root_ / "o").string();
+  int st = std::system((cli + "validate " + f.string() + " >" + out).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(ReadFile(out).find("ok: experiment \"cli-e2e\", 2 stages"), std::string::npos) << ReadFile(out);
+  st = std::system((cli + "validate --print " + f.string() + " >" + out).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  auto j = nlohmann::json::parse(ReadFile(out));
+  EXPECT_EQ(j["stages"][1]["needs"][0], "first");
+  WriteFile(f, "name: x\nstages: [{id: a, kind: sleep, needs: [zz]}]\n");
+  st = std::system((cli + "validate " + f.string() + " 2>" + out).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 2);
+  EXPECT_NE(ReadFile(out).find("stages[0].needs[0]: unknown stage \"zz\""), std::string::npos) << ReadFile(out);
+  st = std::system((cli + "schema train >" + out).c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(ReadFile(out).find("batch_size: int, default 64"), std::string::npos);
+  EXPECT_EQ(WEXITSTATUS(std::system((cli + "schema nosuchkind 2>/dev/null").c_str())), 2);
+}
+
 }  // namespace
 }  // namespace topolab
