@@ -58,10 +58,13 @@ at::Tensor GridPositions(double step, double max) {
 }
 
 TEST_F(AnalyzeJobTest, GratingsRecoverPlantedPinwheelsAndTuning) {
-  at::Tensor pos = GridPositions(0.25, 12);  // 49 x 49 units over 12 mm
-  // Two planted pinwheels (+ at (3.1, 6.2), - at (8.9, 6.1)).
-  at::Tensor th = (at::atan2(pos.select(1, 1) - 6.2, pos.select(1, 0) - 3.1) -
-                   at::atan2(pos.select(1, 1) - 6.1, pos.select(1, 0) - 8.9)) *
+  // 101 x 101 units over 10 mm: dense enough that a 1.5 mm window holds
+  // ~225 units, so the OFFICIAL heterogeneity rule (circular std / count <
+  // 0.3) admits the pinwheel pixels.
+  at::Tensor pos = GridPositions(0.1, 10);
+  // Two planted pinwheels (+ at (2.63, 5.21), - at (7.37, 5.12)).
+  at::Tensor th = (at::atan2(pos.select(1, 1) - 5.21, pos.select(1, 0) - 2.63) -
+                   at::atan2(pos.select(1, 1) - 5.12, pos.select(1, 0) - 7.37)) *
                   (90.0 / M_PI);
   at::Tensor pref = at::remainder(th, 180.0);
   // Response of unit u to grating row r: 1 + cos(2 (theta_r - pref_u)).
@@ -82,7 +85,7 @@ TEST_F(AnalyzeJobTest, GratingsRecoverPlantedPinwheelsAndTuning) {
   EXPECT_DOUBLE_EQ(m["selective_fraction"].get<double>(), 1.0);  // CV = 0.5 < 0.6 everywhere
   EXPECT_GT(m["opm_smoothness"].get<double>(), 0.5);
   EXPECT_TRUE(m["patches"].is_null());
-  EXPECT_NEAR(m["pinwheel_density"].get<double>(), 2 / std::pow(12 / 3.5, 2), 1e-9);
+  EXPECT_NEAR(m["pinwheel_density"].get<double>(), 2 / std::pow(10 / 3.5, 2), 1e-9);
   at::Tensor got = sci::ReadNpy((ctx_.out_dir / "preferred_orientation_deg.npy").string()).to(at::kDouble);
   at::Tensor d = (got - pref).abs();
   d = at::minimum(d, 180 - d);
