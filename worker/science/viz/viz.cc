@@ -439,8 +439,12 @@ void WriteLinePlotPng(const std::string& path, const std::vector<Series>& series
   y_hi = std::ceil(y_hi / ystep - 1e-9) * ystep;
   y_lo = std::floor(y_lo / ystep + 1e-9) * ystep;
 
-  Canvas c(width, height);
-  const int left = 80, right = 20, top = 66, bottom = 60;
+  // The legend sits right of the axes, so it never hides a curve.
+  int legend_w = 0;
+  for (const Series& s : series) legend_w = std::max(legend_w, Canvas::TextWidth(s.name) + 44);
+  Canvas c(width + legend_w, height);
+  const int left = 80, right = 20 + legend_w, top = 66, bottom = 60;
+  width += legend_w;
   const int pw = width - left - right, ph = height - top - bottom;
   auto px = [&](double x) { return left + static_cast<int>(std::lround((x - x_lo) / (x_hi - x_lo) * (pw - 1))); };
   auto py = [&](double y) { return top + ph - 1 - static_cast<int>(std::lround((y - y_lo) / (y_hi - y_lo) * (ph - 1))); };
@@ -464,7 +468,7 @@ void WriteLinePlotPng(const std::string& path, const std::vector<Series>& series
   // Y label: written horizontally above the axis (the bitmap font has no rotation).
   c.Text(8, top - 24, y_label, kDark, 2);
   // Series.
-  int legend_y = 8;
+  int legend_y = top + 4;
   for (const Series& s : series) {
     int prev_x = 0, prev_y = 0;
     bool have_prev = false;
@@ -492,8 +496,8 @@ void WriteLinePlotPng(const std::string& path, const std::vector<Series>& series
       c.FillCircle(x, y, 4, s.colour);
       prev_x = x, prev_y = y, have_prev = true;
     }
-    // Legend entries stacked in the header, right-aligned above the axes.
-    int lx = left + pw - Canvas::TextWidth(s.name) - 34;
+    // Legend entries stacked right of the axes box.
+    int lx = left + pw + 14;
     c.Line(lx, legend_y + 7, lx + 24, legend_y + 7, s.colour, 3);
     c.Text(lx + 30, legend_y, s.name, kBlack, 2);
     legend_y += 20;

@@ -4,6 +4,7 @@
 #include "worker/jobs/analyze/analyze_job.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -42,7 +43,10 @@ class AnalyzeJobTest : public ::testing::Test {
     ctx_.out_dir = dir_ / "out";
     ctx_.reporter = &reporter_;
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  // TOPOLAB_KEEP_TEST_OUTPUT=1 keeps the outputs (maps) for a look.
+  void TearDown() override {
+    if (std::getenv("TOPOLAB_KEEP_TEST_OUTPUT") == nullptr) fs::remove_all(dir_);
+  }
   Json ReadMetrics() {
     std::ifstream f(ctx_.out_dir / "metrics.json");
     return Json::parse(f);

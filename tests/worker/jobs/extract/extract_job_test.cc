@@ -3,6 +3,7 @@
 // keys, PNGs, positions_from, and errors naming the problem.
 #include "worker/jobs/extract/extract_job.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -71,7 +72,10 @@ class ExtractJobTest : public ::testing::Test {
                    {"category_smoothness", {{"repetitions", 2}}},
                    {"preferred", "argmax"}}}};
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  // TOPOLAB_KEEP_TEST_OUTPUT=1 keeps the outputs (maps) for a look.
+  void TearDown() override {
+    if (std::getenv("TOPOLAB_KEEP_TEST_OUTPUT") == nullptr) fs::remove_all(dir_);
+  }
   Json ReadJson(const fs::path& p) {
     std::ifstream f(p);
     return Json::parse(f);
