@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
@@ -250,6 +251,96 @@ std::vector<std::string> WatchLines(const v1::Experiment& e, int64_t now_ms) {
   size_t w = 0;
   for (const auto& j : e.jobs()) w = std::max(w, j.stage_id().size());
   for (const auto& j : e.jobs()) out.push_back("  " + JobProgressLine(j, w));
+  return out;
+}
+
+namespace {
+
+void Flatten(const nlohmann::json& j, const std::string& path, std::map<std::string, std::string>* out) {
+  if (j.is_object() && !j.empty()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      Flatten(it.value(), path.empty() ? it.key() : path + "." + it.key(), out);
+    }
+  } else if (j.is_array() && !j.empty()) {
+    for (size_t i = 0; i < j.size(); ++i) Flatten(j[i], absl::StrCat(path, "[", i, "]"), out);
+  } else {
+    (*out)[path] = j.is_string() ? j.get<std::string>() : j.dump();
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> FlattenJson(const nlohmann::json& j) {
+  std::map<std::string, std::string> out;
+  Flatten(j, "", &out);
+  return out;
+}
+
+std::string CompareTable(const std::vector<v1::Experiment>& exps) {
+  std::vector<std::string> header = {"SETTING"};
+  for (const auto& e : exps) header.push_back(e.id());
+  std::vector<std::map<std::string, std::string>> flat;
+  std::set<std::string> keys;
+  for (const auto& e : exps) {
+    nlohmann::json cfg = nlohmann::json::parse(e.config_json(), nullptr, /*allow_exceptions=*/false);
+    if (cfg.is_discarded()) cfg = nlohmann::json::object();
+    // Stages are compared by id, not by position in the file.
+    if (cfg.contains("stages") && cfg["stages"].is_array()) {
+      nlohmann::json by_id = nlohmann::json::object();
+      for (auto& st : cfg["stages"]) {
+        if (st.is_object() && st.contains("id") && st["id"].is_string()) by_id[st["id"].get<std::string>()] = st;
+      }
+      cfg["stages"] = by_id;
+    }
+    cfg.erase("owner");  // who ran it is not a setting
+    cfg.erase("name");   // shown in its own row
+    flat.push_back(FlattenJson(cfg));
+    for (const auto& kv : flat.back()) keys.insert(kv.first);
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"name"});
+  rows.push_back({"state"});
+  for (const auto& e : exps) {
+    rows[0].push_back(e.name());
+    rows[1].push_back(ExperimentStateName(e.state()));
+  }
+  for (const auto& k : keys) {
+    std::vector<std::string> row = {k};
+    bool differ = false;
+    for (size_t i = 0; i < exps.size(); ++i) {
+      auto it = flat[i].find(k);
+      row.push_back(it == flat[i].end() ? "-" : it->second);
+      if (row.back() != row[1]) differ = true;
+    }
+    if (differ) rows.push_back(std::move(row));
+  }
+  std::string out = RenderTable(header, rows);
+  // Metrics: one row per (stage, metric).
+  std::set<std::pair<std::string, std::string>> mkeys;
+  for (const auto& e : exps) {
+    for (const auto& j : e.jobs()) {
+      for (const auto& kv : j.metrics()) mkeys.insert({j.stage_id(), kv.first});
+    }
+  }
+  if (!mkeys.empty()) {
+    std::vector<std::string> mh = {"METRIC"};
+    for (const auto& e : exps) mh.push_back(e.id());
+    std::vector<std::vector<std::string>> mrows;
+    for (const auto& [stage, metric] : mkeys) {
+      std::vector<std::string> row = {stage + "." + metric};
+      for (const auto& e : exps) {
+        std::string v = "-";
+        for (const auto& j : e.jobs()) {
+          if (j.stage_id() != stage) continue;
+          auto it = j.metrics().find(metric);
+          if (it != j.metrics().end()) v = FormatMetric(it->second);
+        }
+        row.push_back(v);
+      }
+      mrows.push_back(std::move(row));
+    }
+    absl::StrAppend(&out, "\n", RenderTable(mh, mrows));
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 #define TOPOLAB_CLIENT_FORMAT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,14 @@ std::string ProgressBar(double progress, int width);
 std::string JobProgressLine(const v1::Job& job, size_t stage_width);
 // The `watch` block: a header line then JobProgressLine for every job.
 std::vector<std::string> WatchLines(const v1::Experiment& exp, int64_t now_ms);
+
+// Flattens JSON to "a.b[2].c" -> compact value text (leaves only; empty
+// arrays/objects are leaves).
+std::map<std::string, std::string> FlattenJson(const nlohmann::json& j);
+// `topolab compare`: the config settings (flattened config_json) whose values
+// differ between the experiments, then every stage's metrics side by side.
+// Missing values show as "-".
+std::string CompareTable(const std::vector<v1::Experiment>& exps);
 
 // ------------------------------------------------------------------------ JSON
 

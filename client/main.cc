@@ -336,6 +336,24 @@ int CmdPull(const Globals& g, const std::string& id, std::string dir, const std:
   return failures > 0 ? 1 : 0;
 }
 
+int CmdCompare(const Globals& g, const std::vector<std::string>& ids) {
+  SchedulerClient client(g.Options());
+  std::vector<v1::Experiment> exps;
+  for (const auto& id : ids) {
+    auto r = client.GetExperiment(id);
+    if (!r.ok()) return Fail(r.status(), g);
+    exps.push_back(std::move(*r));
+  }
+  if (g.json()) {
+    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+    for (const auto& e : exps) arr.push_back(ToJson(e));
+    PrintJson(arr);
+  } else {
+    Print(CompareTable(exps));
+  }
+  return 0;
+}
+
 int CmdWorkers(const Globals& g) {
   SchedulerClient client(g.Options());
   auto r = client.ListWorkers();
@@ -436,6 +454,10 @@ int Main(int argc, char** argv) {
   pull->add_option("-o,--out", dir, "output directory (default ./results/<ID>)");
   pull->add_option("--artifact,-a", glob, "only artifacts whose name or stage/name matches this glob");
 
+  std::vector<std::string> ids;
+  auto* compare = app.add_subcommand("compare", "settings that differ and metrics, side by side");
+  compare->add_option("ID", ids, "two or more experiment ids")->required()->expected(2, 1000);
+
   auto* workers = app.add_subcommand("workers", "list workers");
 
   auto* validate = app.add_subcommand("validate", "check an experiment file locally (no scheduler)");
@@ -483,6 +505,7 @@ int Main(int argc, char** argv) {
   if (cancel->parsed()) return CmdCancel(g, id);
   if (artifacts->parsed()) return CmdArtifacts(g, id, stage);
   if (pull->parsed()) return CmdPull(g, id, dir, glob);
+  if (compare->parsed()) return CmdCompare(g, ids);
   if (workers->parsed()) return CmdWorkers(g);
   if (validate->parsed()) return CmdValidate(g, file, check_paths, print);
   if (schema->parsed()) return CmdSchema(g, kind);

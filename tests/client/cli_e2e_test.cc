@@ -402,6 +402,19 @@ TEST_F(CliE2ETest, CancelEndsTheExperiment) {
   EXPECT_EQ(Cli("cancel no-such-id").rc, 2);
 }
 
+TEST_F(CliE2ETest, CompareShowsTheSettingsThatDiffer) {
+  const std::string a = Submit(kTwoStages);
+  std::string other = kTwoStages;
+  other.replace(other.find("seconds: 0"), 10, "seconds: 2");
+  const std::string b = Submit(other);
+  CliResult c = Cli("compare " + a + " " + b);
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_NE(c.out.find("stages.first.seconds"), std::string::npos) << c.out;
+  EXPECT_EQ(c.out.find("stages.second.seconds"), std::string::npos) << "equal settings are not listed\n" << c.out;
+  EXPECT_EQ(Cli("compare " + a).rc, 2);
+  EXPECT_EQ(Cli("compare " + a + " nope").rc, 2);
+}
+
 TEST_F(CliE2ETest, LogsFollowStreamsUntilTheExperimentEnds) {
   const std::string wid = Register();
   const std::string id = Submit("name: f\nstages:\n  - {id: only, kind: sleep}\n");

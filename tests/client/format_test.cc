@@ -257,5 +257,37 @@ TEST(JsonTest, ProtoToJsonUsesNumbersEnumNamesAndMaps) {
   EXPECT_EQ(ToJson(c)["data"], "<3 bytes>");
 }
 
+TEST(CompareTest, FlattenJson) {
+  auto f = FlattenJson(nlohmann::json::parse(R"({"a": {"b": 1, "c": [true, "x"]}, "d": [], "e": "s"})"));
+  EXPECT_EQ(f, (std::map<std::string, std::string>{
+                   {"a.b", "1"}, {"a.c[0]", "true"}, {"a.c[1]", "x"}, {"d", "[]"}, {"e", "s"}}));
+}
+
+TEST(CompareTest, ShowsOnlyDifferingSettingsAndAllMetrics) {
+  v1::Experiment a, b;
+  a.set_id("e1");
+  a.set_name("alpha0");
+  a.set_config_json(R"({"name":"alpha0","owner":"x","seed":1,"stages":[{"id":"t","spatial_weight":0.0,"epochs":2}]})");
+  b.set_id("e2");
+  b.set_name("alpha25");
+  b.set_config_json(R"({"name":"alpha25","owner":"y","seed":1,"stages":[{"id":"t","spatial_weight":0.25,"epochs":2}]})");
+  auto* ja = a.add_jobs();
+  ja->set_stage_id("t");
+  (*ja->mutable_metrics())["loss"] = 0.5;
+  auto* jb = b.add_jobs();
+  jb->set_stage_id("t");
+  (*jb->mutable_metrics())["loss"] = 0.75;
+  (*jb->mutable_metrics())["spatial_loss"] = 0.125;
+  EXPECT_EQ(CompareTable({a, b}),
+            "SETTING                  e1       e2\n"
+            "name                     alpha0   alpha25\n"
+            "state                    UNKNOWN  UNKNOWN\n"
+            "stages.t.spatial_weight  0.0      0.25\n"
+            "\n"
+            "METRIC          e1   e2\n"
+            "t.loss          0.5  0.75\n"
+            "t.spatial_loss  -    0.125\n");
+}
+
 }  // namespace
 }  // namespace topolab::client
