@@ -256,6 +256,7 @@ absl::Status TrainJob::Run(JobContext& ctx) {
   double window_loss = 0.0, window_acc = 0.0;
   std::map<std::string, double> window_scalars;
   int64_t window_steps = 0;
+  int64_t window_images = 0;
   auto window_start = std::chrono::steady_clock::now();
   std::map<std::string, double> last_metrics;
 
@@ -313,6 +314,7 @@ absl::Status TrainJob::Run(JobContext& ctx) {
       if (k != "accuracy") window_scalars[k] += v;
     }
     ++window_steps;
+    window_images += static_cast<int64_t>(idx.size());
 
     if (step % o.log_every == 0 || step == run.total_steps) {
       const double secs =
@@ -323,7 +325,7 @@ absl::Status TrainJob::Run(JobContext& ctx) {
       for (const auto& [k, v] : window_scalars) m[k] = v / window_steps;
       m["lr"] = lr;
       m["epoch"] = static_cast<double>(step) / static_cast<double>(run.steps_per_epoch);
-      m["img_per_s"] = secs > 0 ? static_cast<double>(window_steps * o.batch_size) / secs : 0.0;
+      m["img_per_s"] = secs > 0 ? static_cast<double>(window_images) / secs : 0.0;
       rep.Metrics(step, m);
       rep.Progress(static_cast<double>(step) / static_cast<double>(run.total_steps));
       std::string line = absl::StrCat("step=", step, "/", run.total_steps);
@@ -336,6 +338,7 @@ absl::Status TrainJob::Run(JobContext& ctx) {
       window_loss = window_acc = 0.0;
       window_scalars.clear();
       window_steps = 0;
+      window_images = 0;
       window_start = std::chrono::steady_clock::now();
     }
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0 && step < run.total_steps) {

@@ -37,7 +37,18 @@
 //   checkpoints/step_NNNNNNN.pt   every checkpoint_every steps (7-digit step)
 //   checkpoints/final.pt          the final model; this is the name other
 //                                 stages read (`<stage>/checkpoints/final.pt`)
-//   metrics.json                  {"final": {...}, "history": [...], "test": {...}}
+//   metrics.json                  {"final": {step, loss, accuracy, lr, epoch,
+//                                 img_per_s, task_loss, test_*...},
+//                                 "history": [one object per log_every report,
+//                                 with "step"], "test": {test_loss,
+//                                 test_accuracy, test_images} ({} when
+//                                 eval_batches = 0), "class_names", "total_steps",
+//                                 "steps_per_epoch"}
+// Metrics reported every log_every steps: loss (mean total loss over the
+// window), accuracy (mean train-batch accuracy), task_loss and any loss-term
+// scalars, lr (of the window's last step), epoch (steps / steps_per_epoch),
+// img_per_s (window wall-clock throughput); at the end test_loss,
+// test_accuracy, test_images on the first eval_batches test batches.
 // Checkpoint meta (see science/models/checkpoint.h): kind, model, data,
 // seed, class_names, epoch, steps_per_epoch, total_steps, image_size.
 //
