@@ -141,6 +141,10 @@ std::vector<BadCase> BadCases() {
                                       "stimuli: 3}}\n"),
        "stages[0].inputs.stimuli: must be a string or a mapping, got 3"},
       {"SleepNegative", Doc("  - {id: a, kind: sleep, seconds: -1}\n"), "stages[0].seconds: must be a number in [0, 86400]"},
+      {"NestedTooDeeply", "name: x\nstages: " + std::string(100, '[') + std::string(100, ']') + "\n",
+       "stages[0][0][0]"},
+      {"ParserDepthLimit", "name: x\nstages: " + std::string(5000, '[') + std::string(5000, ']') + "\n",
+       "yaml: line 2, column "},
       {"ControlCharInString", "name: \"a\\tb\"\nstages:\n" + train, "name: must not contain control characters"},
   };
 }
