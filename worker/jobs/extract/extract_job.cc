@@ -291,7 +291,20 @@ absl::Status ExtractJob::Run(JobContext& ctx) {
     if (ctx.spec.contains("needs") && ctx.spec["needs"].is_array() && !ctx.spec["needs"].empty()) {
       o_.checkpoint_from = ctx.spec["needs"][0].get<std::string>();
     } else {
-      return absl::InvalidArgumentError("checkpoint_from: required (no needs to default to)");
+      // Standalone run-job: the one input stage that holds checkpoints.
+      std::error_code ec;
+      std::vector<std::string> found;
+      if (fs::is_directory(ctx.inputs_dir, ec)) {
+        for (const auto& e : fs::directory_iterator(ctx.inputs_dir, ec)) {
+          if (fs::is_directory(e.path() / "checkpoints", ec)) found.push_back(e.path().filename().string());
+        }
+      }
+      if (found.size() != 1) {
+        return absl::InvalidArgumentError(
+            "checkpoint_from: required (no needs, and " + std::to_string(found.size()) +
+            " input stages with checkpoints/ under " + ctx.inputs_dir.string() + ")");
+      }
+      o_.checkpoint_from = found[0];
     }
   }
   absl::StatusOr<fs::path> ckpt = FindCheckpoint(ctx, o_.checkpoint_from);

@@ -169,7 +169,13 @@ TEST_F(ExtractJobTest, ErrorsNameTheProblem) {
   ctx_.spec["needs"] = {"nothing"};
   s = MakeExtractJob()->Run(ctx_);
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
-  ctx_.spec["needs"] = {"train"};
+  // Without needs, the single input stage holding checkpoints/ is used.
+  ctx_.spec.erase("needs");
+  ctx_.spec["stimuli"] = {"sine_gratings"};
+  ctx_.spec["save_activations"] = false;
+  ctx_.spec["analysis"]["write_pngs"] = false;
+  ASSERT_OK(MakeExtractJob()->Run(ctx_));
+  EXPECT_FALSE(fs::exists(ctx_.out_dir / "orientation_map.png"));
   reporter_.cancel = true;
   EXPECT_EQ(MakeExtractJob()->Run(ctx_).code(), absl::StatusCode::kCancelled);
 }
