@@ -6,6 +6,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/science/families/alltnn.h"
+#include "worker/science/families/expansion.h"
+#include "worker/science/families/v1resnet.h"
 #include "worker/science/models/resnet.h"
 
 namespace topolab::science {
@@ -20,6 +23,9 @@ struct FamilyEntry {
 // row here (and link their library in models/CMakeLists.txt).
 const FamilyEntry kFamilies[] = {
     {"resnet18", &MakeResNet18Model},
+    {"alltnn", &MakeAllTnnModel},        // worker/science/families/alltnn.h
+    {"v1resnet", &MakeV1ResNetModel},    // worker/science/families/v1resnet.h
+    {"expansion", &MakeExpansionModel},  // worker/science/families/expansion.h
 };
 
 absl::StatusOr<int64_t> IntKey(const nlohmann::json& spec, const char* key, int64_t fallback,
