@@ -153,6 +153,17 @@ at::Tensor PreferredOrientationArgmax(const at::Tensor& curves) {
 
 at::Tensor PreferredOrientationVonMises(const at::Tensor& curves, const VonMisesOptions& options) {
   at::Tensor r = AsDouble2d(curves, "curves");
+  // Fit in chunks of units so the [units, samples, 3] Jacobians stay small
+  // (a 224-px layer2.0 has 100k units).
+  constexpr int64_t kChunk = 8192;
+  if (r.size(0) > kChunk) {
+    std::vector<at::Tensor> parts;
+    for (int64_t s0 = 0; s0 < r.size(0); s0 += kChunk) {
+      parts.push_back(
+          PreferredOrientationVonMises(r.narrow(0, s0, std::min(kChunk, r.size(0) - s0)), options));
+    }
+    return at::cat(parts);
+  }
   const int64_t u = r.size(0), k = r.size(1), s = options.samples;
   // Linear interpolation of the closed curve (k+1 points on [0, 180]).
   at::Tensor closed = at::cat({r, r.narrow(1, 0, 1)}, 1);  // [U, k+1]

@@ -55,6 +55,16 @@ TEST(PreferredOrientationTest, VonMisesRecoversPlantedPreference) {
   EXPECT_DOUBLE_EQ(am[3].item<double>(), 90.0);
 }
 
+TEST(PreferredOrientationTest, ChunkedFitEqualsPerUnitFit) {
+  // More units than one fitting chunk (8192): each unit's fit is independent.
+  at::manual_seed(4);
+  at::Tensor curves = at::rand({9000, 8}, at::kDouble);
+  at::Tensor all = PreferredOrientationVonMises(curves);
+  at::Tensor tail = PreferredOrientationVonMises(curves.narrow(0, 8990, 10));
+  EXPECT_TRUE(at::equal(all.narrow(0, 8990, 10), tail));
+  EXPECT_EQ(all.size(0), 9000);
+}
+
 TEST(SelectivityTest, CountsSelectiveAmongResponsiveUnits) {
   // Unit 0: sharp; unit 1: flat; unit 2: silent (excluded by the mean).
   at::Tensor curves = at::zeros({3, 8}, at::kDouble);
