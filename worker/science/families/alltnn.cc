@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "worker/science/families/preprocess.h"
 #include "worker/science/families/spec_util.h"
 
 namespace topolab::science {
@@ -277,7 +278,9 @@ at::Tensor AllTnnImpl::Normalize(size_t l, const at::Tensor& x) const {
   return y.permute({0, 3, 1, 2});
 }
 
-ModelOutput AllTnnImpl::Forward(const at::Tensor& x) {
+ModelOutput AllTnnImpl::Forward(const at::Tensor& x) { return ForwardUnit(ImageNetToUnit(x)); }
+
+ModelOutput AllTnnImpl::ForwardUnit(const at::Tensor& x) {
   ModelOutput out;
   at::Tensor h = x * 2.0 - 1.0;
   for (size_t l = 0; l < options_.layers.size(); ++l) {

@@ -193,14 +193,16 @@ class AllTnnImpl : public VisionModel {
   const std::vector<std::string>& LayerNames() const override { return layer_names_; }
   int64_t feature_dim() const override { return feature_dim_; }
   int64_t num_classes() const override { return options_.num_classes; }
-  // x [B,3,S,S] in [0,1] (scaled to [-1,1] inside).
+  // x [B,3,S,S] ImageNet-normalised (VisionModel contract, preprocess.h).
   ModelOutput Forward(const at::Tensor& x) override;
+  // x01 [B,3,S,S] in [0,1] (scaled to [-1,1] inside).
+  ModelOutput ForwardUnit(const at::Tensor& x01);
   // alpha * sum_l f_l * smoothness_l + l2 * sum ||W_l||^2.
   at::Tensor AuxiliaryLoss() override;
 
   // The smoothness term alone, per layer (undefined tensors for conv layers).
   std::vector<at::Tensor> LayerSmoothness();
-  // Transmission energy of every layer for the batch x, summed over the
+  // Transmission energy of every layer for the [0,1] batch x, summed over the
   // batch: [C, out_h, out_w] per layer, E = (1/3) sum|post| + (2/3) sum
   // layer_abs(|x_prev|), where layer_abs is the layer with |W| and no bias
   // and x_prev the layer's actual input (after the previous norm and pool;

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/science/families/preprocess.h"
 #include "worker/science/families/spec_util.h"
 
 namespace topolab::science {
@@ -175,6 +176,9 @@ ExpansionImpl::ExpansionImpl(const ExpansionOptions& options)
   }
   const int64_t s5 = ExpansionBlockSides(options.image_size, options).back();
   feature_dim_ = options.filters_5 * std::max<int64_t>(s5, 0) * std::max<int64_t>(s5, 0);
+  if (options.num_classes > 0) {
+    readout_ = register_module("readout", torch::nn::Linear(feature_dim_, options.num_classes));
+  }
 }
 
 const std::vector<std::string>& ExpansionImpl::LayerNames() const {
@@ -204,7 +208,9 @@ at::Tensor ExpansionImpl::Block(int block, const at::Tensor& x) const {
   return at::avg_pool2d(y, {4, 4}, {1, 1});
 }
 
-ModelOutput ExpansionImpl::Forward(const at::Tensor& x) {
+ModelOutput ExpansionImpl::Forward(const at::Tensor& x) { return ForwardUnit(ImageNetToUnit(x)); }
+
+ModelOutput ExpansionImpl::ForwardUnit(const at::Tensor& x) {
   ModelOutput out;
   at::Tensor h = x;
   if (options_.normalize == "imagenet") {
@@ -218,6 +224,7 @@ ModelOutput ExpansionImpl::Forward(const at::Tensor& x) {
     out.layers.push_back(h);
   }
   out.features = h.flatten(1);
+  if (!readout_.is_empty()) out.logits = readout_->forward(out.features);
   return out;
 }
 
@@ -233,9 +240,10 @@ at::Tensor ExpansionImpl::Features(const at::Tensor& x) {
 }
 
 absl::StatusOr<std::shared_ptr<VisionModel>> MakeExpansionModel(const nlohmann::json& model_spec,
-                                                                int64_t /*num_classes*/) {
+                                                                int64_t num_classes) {
   auto o = ParseExpansionOptions(model_spec);
   if (!o.ok()) return o.status();
+  o->num_classes = num_classes;
   return std::shared_ptr<VisionModel>(std::make_shared<ExpansionImpl>(*o));
 }
 

@@ -32,6 +32,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
 
 #include "absl/status/statusor.h"
 #include "worker/science/models/vision_model.h"
@@ -87,6 +88,9 @@ struct ExpansionOptions {
   std::string curvature_grid = "reference";
   std::string normalize = "imagenet";
   uint64_t seed = 42;
+  // > 0: a trainable linear readout on the features (a linear probe the
+  // `train` job fits with its optimizer; the conv weights stay fixed buffers).
+  int64_t num_classes = 0;
 };
 
 // Reads the `model` object (family "expansion"). Unknown keys other than the
@@ -107,12 +111,15 @@ class ExpansionImpl : public VisionModel {
   // "block1" .. "block5": each block's output after its pooling.
   const std::vector<std::string>& LayerNames() const override;
   int64_t feature_dim() const override { return feature_dim_; }
-  int64_t num_classes() const override { return 0; }
-  // x: [B,3,H,W] in [0,1]. `features` is the flattened block-5 output;
-  // `logits` is undefined (the model has no head).
+  int64_t num_classes() const override { return options_.num_classes; }
+  // x: [B,3,H,W] ImageNet-normalised (the VisionModel contract; see
+  // preprocess.h). `features` is the flattened block-5 output; `logits` is
+  // the linear readout's output (undefined when num_classes == 0).
   ModelOutput Forward(const at::Tensor& x) override;
-  // Only the flattened block-5 output (cheaper: keeps no intermediate).
-  at::Tensor Features(const at::Tensor& x);
+  // The same for images in [0,1].
+  ModelOutput ForwardUnit(const at::Tensor& x01);
+  // Only the flattened block-5 output of [0,1] images (keeps no intermediate).
+  at::Tensor Features(const at::Tensor& x01);
 
   const ExpansionOptions& options() const { return options_; }
   // Layer-k weight ([Cout, Cin, k, k]; block 1: [108 or n, 1, 15, 15] per channel).
@@ -124,11 +131,12 @@ class ExpansionImpl : public VisionModel {
   ExpansionOptions options_;
   std::vector<at::Tensor> weights_;  // 5 buffers
   int64_t feature_dim_ = 0;
+  torch::nn::Linear readout_{nullptr};
 };
 TORCH_MODULE(Expansion);
 
-// Factory entry for model.family == "expansion" (num_classes is ignored:
-// the model is untrained and headless).
+// Factory entry for model.family == "expansion"; num_classes > 0 adds the
+// linear readout (the only trainable part).
 absl::StatusOr<std::shared_ptr<VisionModel>> MakeExpansionModel(const nlohmann::json& model_spec,
                                                                 int64_t num_classes);
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/science/families/preprocess.h"
 #include "worker/science/families/spec_util.h"
 
 namespace topolab::science {
@@ -220,7 +221,7 @@ absl::StatusOr<V1ResNetOptions> V1VariantOptions(const std::string& v) {
 absl::StatusOr<V1ResNetOptions> ParseV1ResNetOptions(const nlohmann::json& m, int64_t num_classes) {
   const std::string p = "model";
   absl::Status s = spec::CheckKeys(
-      m, {"variant", "image_size", "width_divisor", "blocks", "dog_mode", "polar_outer_fill"}, p);
+      m, {"variant", "image_size", "width_divisor", "blocks", "depth", "dog_mode", "polar_outer_fill"}, p);
   if (!s.ok()) return s;
   std::string variant = "resnet50";
   if (!(s = spec::GetEnum(m, "variant", V1VariantNames(), p, &variant)).ok()) return s;
@@ -228,6 +229,9 @@ absl::StatusOr<V1ResNetOptions> ParseV1ResNetOptions(const nlohmann::json& m, in
   if (!o.ok()) return o.status();
   o->num_classes = num_classes;
   std::vector<double> blocks;
+  std::string depth = "resnet50";
+  if (!(s = spec::GetEnum(m, "depth", {"resnet50", "mini"}, p, &depth)).ok()) return s;
+  if (depth == "mini") o->blocks = {3, 1, 1, 1};
   for (auto st : {spec::GetInt(m, "image_size", 32, 1024, p, &o->image_size),
                   spec::GetInt(m, "width_divisor", 1, 16, p, &o->width_divisor),
                   spec::GetEnum(m, "dog_mode", {"clean", "reference"}, p, &o->dog_mode),
@@ -360,7 +364,9 @@ const std::vector<std::string>& V1ResNetImpl::LayerNames() const {
   return k;
 }
 
-ModelOutput V1ResNetImpl::Forward(const at::Tensor& x) {
+ModelOutput V1ResNetImpl::Forward(const at::Tensor& x) { return ForwardUnit(ImageNetToUnit(x)); }
+
+ModelOutput V1ResNetImpl::ForwardUnit(const at::Tensor& x) {
   ModelOutput out;
   at::Tensor h = at::relu(bn1->forward(conv1->forward((x - 0.5) / 0.5)));
   h = polar.is_empty() ? at::max_pool2d(h, {3, 3}, {2, 2}, {1, 1}) : polar->forward(h);

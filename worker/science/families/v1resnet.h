@@ -145,7 +145,9 @@ TORCH_MODULE(PolarTransform);
 //            cortical_magnification | composite_a .. composite_g
 //   image_size: 64       input side (>= 32, divisible by 32... see blocks)
 //   width_divisor: 1     8 = the "ResNet-mini" widths
-//   blocks: [3,4,6,3]    blocks per stage (layer1 needs 3 for the LC variants)
+//   depth: resnet50      | mini: blocks per stage [3,4,6,3] or [3,1,1,1]
+//   blocks: [3,4,6,3]    explicit blocks per stage (overrides depth; layer1
+//                        needs 3 for the LC variants)
 //   dog_mode: clean | reference;  polar_outer_fill: nearest | zero
 struct V1ResNetOptions {
   std::string variant = "resnet50";
@@ -196,8 +198,10 @@ class V1ResNetImpl : public VisionModel {
   const std::vector<std::string>& LayerNames() const override;
   int64_t feature_dim() const override { return feature_dim_; }
   int64_t num_classes() const override { return options_.num_classes; }
-  // x [B,3,S,S] in [0,1]; normalised with mean 0.5 / std 0.5 inside.
+  // x [B,3,S,S] ImageNet-normalised (VisionModel contract, preprocess.h).
   ModelOutput Forward(const at::Tensor& x) override;
+  // x01 in [0,1]; normalised with mean 0.5 / std 0.5 inside.
+  ModelOutput ForwardUnit(const at::Tensor& x01);
   const V1ResNetOptions& options() const { return options_; }
   // A short structural description ("stem=polar layer1.0.conv2=conv+dog ...")
   // used by tests to check that variants do not leak into each other.

@@ -64,20 +64,32 @@ TEST(ExpansionTest, ShapesAt144And224) {
   EXPECT_EQ(ExpansionBlockSides(224, Tiny(224)), (std::vector<int64_t>{111, 52, 24, 11, 6}));
   Expansion m(Tiny(144));
   at::Tensor x = at::rand({2, 3, 144, 144});
-  ModelOutput out = m->Forward(x);
+  ModelOutput out = m->ForwardUnit(x);
   ASSERT_EQ(out.layers.size(), 5u);
   EXPECT_EQ(out.layers[0].sizes(), (std::vector<int64_t>{2, 108, 71, 71}));
   EXPECT_EQ(out.features.sizes(), (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(m->feature_dim(), 3);
   EXPECT_FALSE(out.logits.defined());
+  ExpansionOptions with_head = Tiny(144);
+  with_head.num_classes = 10;
+  Expansion probe(with_head);
+  EXPECT_EQ(probe->Forward(x).logits.sizes(), (std::vector<int64_t>{2, 10}));
+  EXPECT_EQ(probe->parameters().size(), 2u);  // only the readout trains
   EXPECT_TRUE(at::allclose(m->Features(x), out.features));
   Expansion big(Tiny(224));
   EXPECT_EQ(big->feature_dim(), 36 * 3);
   EXPECT_EQ(big->Features(at::rand({1, 3, 224, 224})).sizes(), (std::vector<int64_t>{1, 108}));
 }
 
-TEST(ExpansionTest, Layer1ConvolvesEachChannelSeparately) {
+TEST(ExpansionTest, ForwardUndoesImageNetNormalisation) {
   Expansion m(Tiny(144));
+  at::Tensor x01 = at::rand({1, 3, 144, 144});
+  at::Tensor mean = at::tensor({0.485, 0.456, 0.406}).view({1, 3, 1, 1});
+  at::Tensor stdv = at::tensor({0.229, 0.224, 0.225}).view({1, 3, 1, 1});
+  EXPECT_TRUE(at::allclose(m->Forward((x01 - mean) / stdv).features, m->ForwardUnit(x01).features, 1e-4, 1e-5));
+}
+
+TEST(ExpansionTest, Layer1ConvolvesEachChannelSeparately) {
   // An image with only the green channel set: R's and B's 36 maps are the
   // response to a zero image (after normalisation: a constant), G's differ.
   ExpansionOptions o = Tiny(144);
@@ -85,7 +97,7 @@ TEST(ExpansionTest, Layer1ConvolvesEachChannelSeparately) {
   Expansion raw(o);
   at::Tensor x = at::zeros({1, 3, 144, 144});
   x.select(1, 1).copy_(at::rand({144, 144}));
-  at::Tensor y = raw->Forward(x).layers[0];
+  at::Tensor y = raw->ForwardUnit(x).layers[0];
   EXPECT_EQ(y.narrow(1, 0, 36).abs().max().item<double>(), 0.0);
   EXPECT_GT(y.narrow(1, 36, 36).abs().max().item<double>(), 0.0);
   EXPECT_EQ(y.narrow(1, 72, 36).abs().max().item<double>(), 0.0);
