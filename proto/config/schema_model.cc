@@ -1,5 +1,7 @@
 // `model:` — which network a job builds. One set of keys per `family`; the
 // families engineer adds the keys of alltnn / v1resnet / expansion here.
+#include <string>
+
 #include "proto/config/schema.h"
 
 namespace topolab::config {
@@ -15,9 +17,64 @@ Field ModelSchema() {
       Int("projection_dim").Default(128).Range(1, 65536).Doc("SimCLR projection output size"),
       Int("hidden_dim").Default(512).Range(1, 65536).Doc("SimCLR projection hidden size"),
   });
-  f.Variant("alltnn", {});
-  f.Variant("v1resnet", {});
-  f.Variant("expansion", {});
+  // Families engineer: keys of worker/science/families/{alltnn,v1resnet,expansion}.h.
+  // Per-layer lists (alltnn `layers`, `layer_factors`; v1resnet `blocks`) are
+  // accepted by the worker's parsers but have no list-of-numbers schema type
+  // here; YAML experiments pick a preset instead.
+  f.Variant("alltnn", {
+      Int("num_classes").Default(0).Range(0, 100000)
+          .Doc("readout width; 0 = the number of classes of the dataset"),
+      Enum("preset", {"full", "mini"}).Default("full")
+          .Doc("full = the six LC layers of the paper at 150 px; mini = 3 layers at 32 px"),
+      Int("image_size").Range(2, 4096).Doc("input side (default 150 full / 32 mini)"),
+      Enum("layer_type", {"lc", "conv"}).Default("lc").Doc("conv = the CNN control (shared weights)"),
+      Double("alpha").Default(10.0).Range(0, 1e9).Doc("smoothness loss weight; 0 = the LCN control"),
+      Bool("circular").Default(true).Doc("sheet wraps around for neighbour pairs"),
+      Int("neighbourhood").Default(4).Range(4, 8).Doc("4 (down/right) or 8 neighbours")
+          .Check([](const Json& v) { return v == 4 || v == 8 ? std::string() : std::string("must be 4 or 8"); }),
+      Bool("smoothness_bias").Default(true).Doc("append each unit's bias to its kernel vector"),
+      Double("l2").Default(1e-6).Range(0, 1e3).Doc("L2 penalty on LC/conv kernels"),
+      Enum("norm", {"layer", "none"}).Default("layer").Doc("LayerNorm over channels after each block"),
+      Bool("norm_first").Default(false).Doc("normalise before the ReLU"),
+      Double("dropout").Default(0.0).Range(0, 0.99).Doc("dropout after each block"),
+      Enum("init", {"glorot_conv", "glorot_keras"}).Default("glorot_conv").Doc("LC kernel initialiser"),
+      Enum("energy_post", {"activation", "normalized"}).Default("activation")
+          .Doc("what |post| means in the transmission energy"),
+  });
+  f.Variant("v1resnet", {
+      Int("num_classes").Default(0).Range(0, 100000)
+          .Doc("classifier outputs; 0 = the number of classes of the dataset"),
+      Enum("variant", {"resnet50", "center_surround", "local_rf", "div_norm", "tuned_norm",
+                       "cortical_magnification", "composite_a", "composite_b", "composite_c",
+                       "composite_d", "composite_e", "composite_f", "composite_g"})
+          .Default("resnet50").Doc("V1 component mix (models.md 3.2)"),
+      Int("image_size").Default(64).Range(32, 1024).Doc("input side, a multiple of 32"),
+      Int("width_divisor").Default(1).Range(1, 16).Doc("8 = the ResNet-mini widths"),
+      Enum("depth", {"resnet50", "mini"}).Default("resnet50")
+          .Doc("blocks per stage: resnet50 = [3,4,6,3], mini = [3,1,1,1]"),
+      Enum("dog_mode", {"clean", "reference"}).Default("clean").Doc("DoG kernel formula"),
+      Enum("polar_outer_fill", {"nearest", "zero"}).Default("nearest")
+          .Doc("empty peripheral polar sectors: nearest sector's mask, or zero (reference)"),
+  });
+  f.Variant("expansion", {
+      Int("num_classes").Default(0).Range(0, 100000)
+          .Doc("linear readout width (the only trained part); 0 = the number of classes of the dataset"),
+      Int("image_size").Default(224).Range(142, 4096).Doc("input side the features are sized for"),
+      Int("filters_2").Default(1000).Range(1, 1000000).Doc("block-2 width"),
+      Int("filters_3").Default(3000).Range(1, 1000000).Doc("block-3 width"),
+      Int("filters_4").Default(5000).Range(1, 1000000).Doc("block-4 width"),
+      Int("filters_5").Default(3000).Range(1, 1000000).Doc("block-5 width (features = 36 x this at 224 px)"),
+      Enum("init", {"kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal",
+                    "orthogonal", "uniform", "normal"}).Default("kaiming_uniform").Doc("random-layer init"),
+      Enum("nonlinearity", {"relu", "gelu", "elu", "abs", "leaky_relu", "none", "zscore"})
+          .Default("relu").Doc("nonlinearity of every block"),
+      Enum("layer1", {"curvature", "random"}).Default("curvature")
+          .Doc("fixed curvature bank, or the fully_random control"),
+      Int("random_filters_1").Default(3000).Range(1, 100000).Doc("layer-1 width of the random control"),
+      Enum("curvature_grid", {"reference", "image"}).Default("reference").Doc("filter grid layout"),
+      Enum("normalize", {"imagenet", "none"}).Default("imagenet").Doc("input normalisation"),
+      Int("seed").Default(42).Range(0, 2147483647).Doc("seed of every random weight"),
+  });
   f.Doc("the network; stages may override keys (a different family replaces the whole block)");
   return f;
 }

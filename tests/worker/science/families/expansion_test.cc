@@ -84,9 +84,9 @@ TEST(ExpansionTest, ShapesAt144And224) {
 TEST(ExpansionTest, ForwardUndoesImageNetNormalisation) {
   Expansion m(Tiny(144));
   at::Tensor x01 = at::rand({1, 3, 144, 144});
-  at::Tensor mean = at::tensor({0.485, 0.456, 0.406}).view({1, 3, 1, 1});
-  at::Tensor stdv = at::tensor({0.229, 0.224, 0.225}).view({1, 3, 1, 1});
-  EXPECT_TRUE(at::allclose(m->Forward((x01 - mean) / stdv).features, m->ForwardUnit(x01).features, 1e-4, 1e-5));
+  at::Tensor mean = at::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
+  at::Tensor stdv = at::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
+  EXPECT_TRUE(at::allclose(m->Forward((x01 - mean) / stdv).features, m->ForwardUnit(x01).features, 1e-3, 1e-4));
 }
 
 TEST(ExpansionTest, Layer1ConvolvesEachChannelSeparately) {
