@@ -1,6 +1,8 @@
 // Spatial losses SL_Rel / SL_Abs (spec §4).
 #include "worker/science/tdann/spatial_loss.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
