@@ -32,11 +32,13 @@ TEST_P(FamilyExamplesTest, ValidatesAndBuilds) {
   ASSERT_FALSE(spec->stages.empty());
   const nlohmann::json& job = spec->stages[0].job_spec;
   ASSERT_TRUE(job.contains("model"));
+  const bool small = GetParam().find("fmnist") != std::string::npos;
+  // The full-size models hold 0.4-1.4 GB of weights: schema only for those.
+  if (!small) return;
   auto model = MakeModel(job["model"], 10);
   ASSERT_OK(model);
   EXPECT_EQ((*model)->family(), job["model"]["family"].get<std::string>());
-  const bool small = GetParam().find("fmnist") != std::string::npos;
-  if (small) {  // full-size models are too big for a unit test's forward pass
+  {
     const int64_t side = job["data"]["image_size"].get<int64_t>();
     at::NoGradGuard ng;
     (*model)->eval();
