@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include <ATen/core/grad_mode.h>
 
@@ -166,27 +165,10 @@ absl::StatusOr<ExtractOptions> ParseOptions(const Json& s) {
 // --- Inputs --------------------------------------------------------------------
 
 absl::StatusOr<fs::path> FindCheckpoint(const JobContext& ctx, const std::string& stage) {
-  const fs::path dir = ctx.inputs_dir / stage / "checkpoints";
-  std::error_code ec;
-  if (fs::is_regular_file(dir / "final.pt", ec)) return dir / "final.pt";
-  static const std::regex kStep(R"(step_(\d+)\.pt)");
-  fs::path best;
-  int64_t best_step = -1;
-  if (fs::is_directory(dir, ec)) {
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      std::smatch m;
-      const std::string name = e.path().filename().string();
-      if (std::regex_match(name, m, kStep) && std::stoll(m[1].str()) > best_step) {
-        best_step = std::stoll(m[1].str());
-        best = e.path();
-      }
-    }
-  }
-  if (best_step < 0) {
-    return absl::NotFoundError("checkpoint_from: no checkpoints/final.pt or step_*.pt under " +
-                               dir.string());
-  }
-  return best;
+  absl::StatusOr<std::string> found =
+      sci::FindStageCheckpoint((ctx.inputs_dir / stage / "checkpoints").string());
+  if (!found.ok()) return absl::NotFoundError("checkpoint_from: " + std::string(found.status().message()));
+  return fs::path(*found);
 }
 
 at::Tensor Preprocess(const at::Tensor& images, const std::string& normalize) {

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -139,27 +138,10 @@ absl::Status WriteJson(const fs::path& path, const Json& j) {
 }
 
 absl::StatusOr<fs::path> FindCheckpoint(const fs::path& inputs_dir, const std::string& stage) {
-  const fs::path dir = inputs_dir / stage / "checkpoints";
-  std::error_code ec;
-  if (fs::is_regular_file(dir / "final.pt", ec)) return dir / "final.pt";
-  static const std::regex kStep(R"(step_(\d+)\.pt)");
-  fs::path best;
-  int64_t best_step = -1;
-  if (fs::is_directory(dir, ec)) {
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      std::smatch m;
-      const std::string name = e.path().filename().string();
-      if (std::regex_match(name, m, kStep) && std::stoll(m[1].str()) > best_step) {
-        best_step = std::stoll(m[1].str());
-        best = e.path();
-      }
-    }
-  }
-  if (best_step < 0) {
-    return absl::NotFoundError("swapopt.checkpoint_from: no checkpoints/final.pt or step_*.pt under " +
-                               dir.string());
-  }
-  return best;
+  absl::StatusOr<std::string> found =
+      sci::FindStageCheckpoint((inputs_dir / stage / "checkpoints").string());
+  if (!found.ok()) return absl::NotFoundError("swapopt.checkpoint_from: " + std::string(found.status().message()));
+  return fs::path(*found);
 }
 
 // One layer's problem and, after Optimise, its result.

@@ -2,6 +2,7 @@
 #include "worker/science/models/checkpoint.h"
 
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -156,6 +157,30 @@ absl::StatusOr<CheckpointInfo> ReadCheckpointInfo(const std::string& path) {
   absl::Status s = OpenArchive(path, "cpu", &archive);
   if (!s.ok()) return s;
   return ReadInfo(archive, path);
+}
+
+absl::StatusOr<std::string> FindStageCheckpoint(const std::string& checkpoints_dir) {
+  namespace fs = std::filesystem;
+  const fs::path dir(checkpoints_dir);
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "final.pt", ec)) return (dir / "final.pt").string();
+  static const std::regex kStep(R"(step_(\d+)\.pt)");
+  fs::path best;
+  int64_t best_step = -1;
+  if (fs::is_directory(dir, ec)) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      std::smatch m;
+      const std::string name = e.path().filename().string();
+      if (std::regex_match(name, m, kStep) && std::stoll(m[1].str()) > best_step) {
+        best_step = std::stoll(m[1].str());
+        best = e.path();
+      }
+    }
+  }
+  if (best_step < 0) {
+    return absl::NotFoundError("no checkpoints/final.pt or step_*.pt under " + dir.string());
+  }
+  return best.string();
 }
 
 }  // namespace topolab::science

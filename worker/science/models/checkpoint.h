@@ -54,6 +54,11 @@ absl::StatusOr<CheckpointInfo> LoadCheckpoint(const std::string& path, torch::nn
 // Reads only step + meta (cheap; does not touch tensors).
 absl::StatusOr<CheckpointInfo> ReadCheckpointInfo(const std::string& path);
 
+// The checkpoint a later stage (extract, swapopt) loads from a train stage's
+// `checkpoints/` folder: `final.pt` when present, else the `step_N.pt` with
+// the largest N. Returns NotFound naming the folder when there is neither.
+absl::StatusOr<std::string> FindStageCheckpoint(const std::string& checkpoints_dir);
+
 }  // namespace topolab::science
 
 #endif  // TOPOLAB_WORKER_SCIENCE_MODELS_CHECKPOINT_H_
