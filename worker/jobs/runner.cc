@@ -114,7 +114,26 @@ void JsonLinesReporter::Emit(const nlohmann::json& event) {
   std::fflush(out_);
 }
 
-void JsonLinesReporter::Log(const std::string& line) { Emit({{"event", "log"}, {"line", line}}); }
+JsonLinesReporter::~JsonLinesReporter() {
+  if (log_file_ != nullptr) std::fclose(log_file_);
+}
+
+void JsonLinesReporter::TeeLogTo(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (log_file_ == nullptr) log_file_ = std::fopen(path.c_str(), "a");
+}
+
+void JsonLinesReporter::Log(const std::string& line) {
+  Emit({{"event", "log"}, {"line", line}});
+  std::lock_guard<std::mutex> lock(mu_);
+  if (log_file_ != nullptr) {
+    std::fwrite(line.data(), 1, line.size(), log_file_);
+    std::fputc('\n', log_file_);
+    std::fflush(log_file_);
+  }
+}
 
 void JsonLinesReporter::Progress(double fraction) {
   if (!(fraction >= 0)) fraction = 0;
@@ -163,6 +182,7 @@ int RunJobMain(const RunJobOptions& options) {
     if (std::to_string(getppid()) != parent) g_cancel_requested.store(true);
   }
   JsonLinesReporter reporter(stdout);
+  reporter.TeeLogTo(options.out_dir / "job.log");
   absl::Status status = RunJob(options, reporter);
   if (!status.ok()) reporter.Log("job failed: " + status.ToString());
   reporter.Done(status);

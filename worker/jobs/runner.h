@@ -61,6 +61,12 @@ absl::Status RunJob(const RunJobOptions& options, JobReporter& reporter);
 class JsonLinesReporter : public JobReporter {
  public:
   explicit JsonLinesReporter(std::FILE* out) : out_(out) {}
+  ~JsonLinesReporter() override;
+
+  // Also appends every log line to `path` (created with its folder), so the
+  // job's log is one of its artifacts (`job.log`). Logging continues on
+  // stdout if the file cannot be opened.
+  void TeeLogTo(const std::filesystem::path& path);
 
   void Log(const std::string& line) override;
   void Progress(double fraction) override;
@@ -81,6 +87,7 @@ class JsonLinesReporter : public JobReporter {
 
   std::mutex mu_;
   std::FILE* out_;
+  std::FILE* log_file_ = nullptr;
 };
 
 // The whole `run-job` subcommand: installs the signal handlers, runs the job

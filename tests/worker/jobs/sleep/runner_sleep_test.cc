@@ -152,5 +152,22 @@ TEST_F(RunnerSleepTest, JsonLinesReporterOutputParsesBack) {
   EXPECT_EQ(events[4].text, "LibTorch error: bad shape");
 }
 
+TEST_F(RunnerSleepTest, LogLinesAreAlsoWrittenToTheJobLogArtifact) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    JsonLinesReporter rep(f);
+    rep.TeeLogTo(root_ / "out" / "job.log");
+    rep.Log("first");
+    rep.Progress(0.5);  // not a log line: stays out of job.log
+    rep.Log("second");
+  }
+  std::fclose(f);
+  std::ifstream in(root_ / "out" / "job.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "first\nsecond\n");
+}
+
 }  // namespace
 }  // namespace topolab::worker
