@@ -72,13 +72,12 @@ class SupervisedObjective : public TrainObjective {
 };
 
 // Builds the objective named by options.objective. InvalidArgument for an
-// unknown name ("objective: unknown objective 'x' (known: supervised)").
+// unknown name ("objective: unknown objective 'x' ...").
 absl::StatusOr<std::unique_ptr<TrainObjective>> MakeObjective(const TrainOptions& options,
                                                               const nlohmann::json& job_spec);
 
-// Extra loss terms for a run (TDANN's spatial loss when spatial_weight > 0).
-// The tdann library adds its term here. Unimplemented while a requested term
-// is not available in this build; InvalidArgument names a bad key.
+// Extra loss terms for a run: TDANN's spatial loss (tdann_terms.h) when
+// spatial_weight > 0. InvalidArgument names a bad key.
 absl::StatusOr<std::vector<std::unique_ptr<LossTerm>>> MakeLossTerms(const nlohmann::json& job_spec,
                                                                      const science::VisionModel& model,
                                                                      const JobContext& context);
