@@ -6,6 +6,9 @@
 
 namespace topolab::config {
 
+std::vector<std::string> ExtraAnalysisNames();  // schema_extract_analyses.cc
+std::vector<Field> ExtraAnalysisFields();       // schema_extract_analyses.cc
+
 // The `analysis` object (defaults = tdann.md §7 OFFICIAL values).
 Field AnalysisOptionsField() {
   return Object("analysis", {
@@ -71,7 +74,10 @@ KindSchema ExtractSchema() {
       String("positions_from").Default("").StageRef()
           .Doc("stage id (in needs) whose positions/<layer>.npy lay out the units; empty = fresh sheets"),
       StringList("stimuli").Default(Json::array({"sine_gratings", "categories"}))
-          .Allowed({"sine_gratings", "categories"}).NonEmpty().Doc("stimulus sets"),
+          .Allowed({"sine_gratings", "categories"})
+          .Doc("TDANN stimulus sets analysed on v1_layer / vtc_layer (may be empty when analyses are given)"),
+      StringList("analyses").Default(Json::array()).Allowed(ExtraAnalysisNames())
+          .Doc("model-level analyses run after the stimulus sets (family maps, robustness, encoding)"),
       StringList("layers").Default(Json::array())
           .Doc("layers whose activations are saved (empty = v1_layer and vtc_layer)"),
       String("v1_layer").Default("layer2.0").NonEmpty().Doc("layer of the grating analyses"),
@@ -102,6 +108,7 @@ KindSchema ExtractSchema() {
       }).Doc("wiring-length analysis"),
       AnalysisOptionsField(),
   };
+  for (Field& f : ExtraAnalysisFields()) k.fields.push_back(std::move(f));
   return k;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/jobs/extract/extra_analysis.h"
 #include "worker/science/analysis/report.h"
 #include "worker/science/analysis/wiring.h"
 #include "worker/science/data/dataset.h"
@@ -33,6 +34,7 @@ struct ExtractOptions {
   std::string positions_from;
   std::vector<std::string> stimuli = {"sine_gratings", "categories"};
   std::vector<std::string> layers;
+  std::vector<std::string> analyses;  // extra_analysis.h names, run after the stimulus sets
   std::string v1_layer = "layer2.0";
   std::string vtc_layer = "layer4.1";
   bool float16 = false;
@@ -93,6 +95,17 @@ absl::StatusOr<ExtractOptions> ParseOptions(const Json& s) {
   }
   if (absl::Status st = list("stimuli", &o.stimuli); !st.ok()) return st;
   if (absl::Status st = list("layers", &o.layers); !st.ok()) return st;
+  if (absl::Status st = list("analyses", &o.analyses); !st.ok()) return st;
+  for (const auto& v : o.analyses) {
+    if (FindExtraAnalysis(v) == nullptr) {
+      std::string known;
+      for (const ExtraAnalysis& a : ExtraAnalyses()) known += (known.empty() ? "" : ", ") + a.name;
+      return absl::InvalidArgumentError("analyses: unknown analysis \"" + v + "\" (known: " + known + ")");
+    }
+  }
+  if (o.stimuli.empty() && o.analyses.empty()) {
+    return absl::InvalidArgumentError("stimuli: empty, and no analyses: nothing to extract");
+  }
   for (const auto& v : o.stimuli) {
     if (v != "sine_gratings" && v != "categories") {
       return absl::InvalidArgumentError("stimuli: unknown set \"" + v +
@@ -316,12 +329,17 @@ absl::Status ExtractJob::Run(JobContext& ctx) {
     return it == names.end() ? -1 : static_cast<int>(it - names.begin());
   };
   std::vector<std::string> save = o_.layers;
-  if (save.empty()) save = {o_.v1_layer, o_.vtc_layer};
+  if (save.empty() && !o_.stimuli.empty()) save = {o_.v1_layer, o_.vtc_layer};
   for (const std::string& l : save) {
     if (layer_index(l) < 0) return absl::InvalidArgumentError("layers: unknown layer \"" + l + "\"");
   }
-  for (const std::string* l : {&o_.v1_layer, &o_.vtc_layer}) {
-    if (layer_index(*l) < 0) return absl::InvalidArgumentError("unknown analysis layer \"" + *l + "\"");
+  for (const std::string& set_name : o_.stimuli) {
+    const std::string& l = set_name == "sine_gratings" ? o_.v1_layer : o_.vtc_layer;
+    const char* key = set_name == "sine_gratings" ? "v1_layer" : "vtc_layer";
+    if (layer_index(l) < 0) {
+      return absl::InvalidArgumentError(std::string(key) + ": unknown layer \"" + l + "\" of family " +
+                                        net.family());
+    }
   }
   rep.Log("extract: checkpoint=" + ckpt->string() + " family=" + net.family() +
           " image_size=" + std::to_string(image_size) + " device=" + ctx.device);
@@ -340,7 +358,8 @@ absl::Status ExtractJob::Run(JobContext& ctx) {
   Json metrics = {{"opm_smoothness", nullptr},   {"pinwheel_count", nullptr},
                   {"pinwheel_density", nullptr}, {"selective_fraction", nullptr},
                   {"patches", nullptr},          {"category_smoothness", nullptr}};
-  const double total_sets = static_cast<double>(o_.stimuli.size()) + (o_.wiring ? 1 : 0);
+  const double total_sets =
+      static_cast<double>(o_.stimuli.size() + o_.analyses.size()) + (o_.wiring ? 1 : 0);
   double sets_done = 0;
 
   for (const std::string& set_name : o_.stimuli) {
@@ -510,6 +529,31 @@ absl::Status ExtractJob::Run(JobContext& ctx) {
       }
     }
     metrics["wiring"] = wiring;
+    sets_done += 1;
+  }
+  if (!o_.analyses.empty()) {
+    ExtraAnalysisInput in;
+    in.ctx = &ctx;
+    in.net = &net;
+    in.spec = ctx.spec;
+    in.data_spec = data_spec;
+    in.checkpoint_meta = meta;
+    in.image_size = image_size;
+    in.batch_size = o_.batch_size;
+    const std::string normalize = o_.normalize;
+    in.preprocess = [normalize](const at::Tensor& images) { return Preprocess(images, normalize); };
+    Json results = Json::object();
+    for (const std::string& name : o_.analyses) {
+      if (rep.CancelRequested()) return absl::CancelledError("extract cancelled");
+      rep.Log("extract: analysis " + name);
+      absl::StatusOr<Json> r = FindExtraAnalysis(name)->run(in);
+      if (!r.ok()) return absl::Status(r.status().code(), name + ": " + std::string(r.status().message()));
+      results[name] = *r;
+      in.AnnounceDir(name);
+      sets_done += 1;
+      rep.Progress(sets_done / total_sets);
+    }
+    metrics["analyses"] = results;
   }
   metrics["layers"] = layer_info_;
   metrics["checkpoint"] = ckpt->string();
