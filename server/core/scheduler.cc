@@ -845,6 +845,14 @@ void Scheduler::ExpireLeases(int64_t now) {
 
 void Scheduler::CheckWorkers(int64_t now) {
   const int64_t limit = options_.heartbeat_interval_ms * options_.dead_after_missed_heartbeats;
+  // A worker parked in a LeaseJob long-poll is connected and waiting for
+  // work (its wait may be longer than `limit`; gRPC cancels the call if it
+  // goes away), so it is seen now.
+  for (const Waiter& w : waiters_) {
+    if (w.is_cancelled && w.is_cancelled()) continue;
+    auto it = workers_.find(w.worker_id);
+    if (it != workers_.end()) it->second.last_seen_ms = now;
+  }
   for (auto& [id, ws] : workers_) {
     if (!ws.rec.alive || now - ws.last_seen_ms <= limit) continue;
     WorkerRecord rec = ws.rec;

@@ -531,6 +531,26 @@ TEST_F(SchedulerTest, SilentWorkerIsMarkedDeadAndAliveAgainWhenItCalls) {
   EXPECT_TRUE((*store_.ListWorkers())[0].alive);
 }
 
+// A long-poll longer than the dead limit (the daemon waits 10 s, the limit is
+// 3 heartbeats = 6 s by default) must not make an idle, connected worker
+// flap to dead and back; one whose call was cancelled (gone) may die.
+TEST_F(SchedulerTest, WorkerParkedInLongPollStaysAlive) {
+  std::string w = Register();
+  std::optional<absl::StatusOr<std::optional<LeaseGrant>>> got;
+  bool gone = false;
+  scheduler_->LeaseJob(w, 10 * kHeartbeat, [&](auto r) { got = std::move(r); }, [&] { return gone; });
+  for (int i = 0; i < 8; ++i) {
+    clock_.AdvanceMs(kHeartbeat);
+    scheduler_->Tick();
+    EXPECT_TRUE(scheduler_->ListWorkers()[0].record.alive) << "after " << (i + 1) << " intervals";
+  }
+  EXPECT_FALSE(got.has_value());  // still parked
+  gone = true;
+  clock_.AdvanceMs(3 * kHeartbeat + 1);
+  scheduler_->Tick();
+  EXPECT_FALSE(scheduler_->ListWorkers()[0].record.alive);
+}
+
 TEST_F(SchedulerTest, LeaseCarriesInputsOfNeedsAndOwnArtifactsOnRetry) {
   SubmitResult r = Submit(Exp({Stage("pretrain"), Stage("extract", {"pretrain"})}));
   std::string w = Register();
