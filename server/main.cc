@@ -19,10 +19,12 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "proto/fatal_signal.h"
 #include "absl/synchronization/mutex.h"
 #include "server/service/server.h"
 
 int main(int argc, char** argv) {
+  topolab::InstallFatalSignalHandler("topolab-scheduler");
   topolab::server::ServerConfig config;
   CLI::App app{"topolab-scheduler: keeps experiments in SQLite and leases their jobs to workers"};
   app.add_option("--listen", config.listen, "host:port to listen on (port 0 = any free port)")

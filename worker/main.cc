@@ -25,6 +25,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "proto/fatal_signal.h"
 #include "topolab.grpc.pb.h"
 #include "worker/daemon/device_probe.h"
 #include "worker/daemon/worker_daemon.h"
@@ -127,6 +128,7 @@ int RunDaemon(WorkerConfig config, const std::string& scheduler, const std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  topolab::InstallFatalSignalHandler("topolab-worker");
   CLI::App app{"topolab-worker: runs topolab jobs for a scheduler"};
   app.require_subcommand(0, 1);
 
