@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "worker/science/viz/viz.h"
 
 namespace topolab::science {
@@ -223,14 +224,107 @@ at::Tensor DefocusKernel(double radius, double alias_blur) {
   return k;
 }
 
+// Adds amp * exp(-d^2 / (2 width^2)) to buf [m, m] (row-major), d = the
+// distance to the segment (x0, y0)-(x1, y1): a thin anisotropic Gaussian
+// streak with round ends. Only the segment's bounding box (+ 3.5 width) is
+// visited, so a texture of thousands of streaks stays cheap.
+void AddStreak(float* buf, int64_t m, double x0, double y0, double x1, double y1, double width,
+               double amp) {
+  const double margin = 3.5 * width;
+  const int64_t xa = std::max<int64_t>(0, static_cast<int64_t>(std::floor(std::min(x0, x1) - margin)));
+  const int64_t xb = std::min<int64_t>(m - 1, static_cast<int64_t>(std::ceil(std::max(x0, x1) + margin)));
+  const int64_t ya = std::max<int64_t>(0, static_cast<int64_t>(std::floor(std::min(y0, y1) - margin)));
+  const int64_t yb = std::min<int64_t>(m - 1, static_cast<int64_t>(std::ceil(std::max(y0, y1) + margin)));
+  const double dx = x1 - x0, dy = y1 - y0, len2 = std::max(dx * dx + dy * dy, 1e-12);
+  const double inv2w2 = 1.0 / (2 * width * width);
+  for (int64_t y = ya; y <= yb; ++y) {
+    for (int64_t x = xa; x <= xb; ++x) {
+      const double t = std::clamp(((x - x0) * dx + (y - y0) * dy) / len2, 0.0, 1.0);
+      const double ex = x - x0 - t * dx, ey = y - y0 - t * dy;
+      const double d2 = ex * ex + ey * ey;
+      if (d2 * inv2w2 < 12) buf[y * m + x] += static_cast<float>(amp * std::exp(-d2 * inv2w2));
+    }
+  }
+}
+
+// Synthetic frost photograph, [3, m, m] in [0, 1] (corruptions.h). Lengths
+// are in units of u = side / 64 px, so a crop of `side` px shows the same
+// amount of frost at any image size as the reference's 64 px crops of its
+// photographs (resized by 0.3) show on Tiny-ImageNet.
+at::Tensor MakeFrostTexture(int64_t m, int64_t side, at::Generator& gen) {
+  const double u = static_cast<double>(side) / 64.0;
+  const double width = std::max(0.45, 0.5 * u);  // streak sigma in px
+  std::vector<float> buf(static_cast<size_t>(m * m), 0.0f);
+  // Dendritic crystals: a stem, side branches at +-60 degrees (hexagonal
+  // ice) that shorten towards the tips, and twigs on every branch. Every
+  // crystal draws a fixed number of uniforms so the stream is reproducible.
+  constexpr int kBranches = 6, kTwigs = 2;
+  constexpr int kPerCrystal = 5 + kBranches * (4 + kTwigs * 2);
+  const int64_t crystals = std::max<int64_t>(1, std::llround(std::pow(m / (14.0 * u), 2)));
+  at::Tensor cr = at::empty({crystals, kPerCrystal}, at::kDouble).uniform_(0, 1, gen).contiguous();
+  auto c = cr.accessor<double, 2>();
+  for (int64_t k = 0; k < crystals; ++k) {
+    int j = 0;
+    const double cx = c[k][j++] * m, cy = c[k][j++] * m, theta = c[k][j++] * kPi;
+    const double len = u * (6 + 20 * c[k][j++]);
+    const double amp = 0.6 + 0.4 * c[k][j++];
+    const double ux = std::cos(theta), uy = std::sin(theta);
+    AddStreak(buf.data(), m, cx - ux * len / 2, cy - uy * len / 2, cx + ux * len / 2, cy + uy * len / 2,
+              width, amp);
+    for (int b = 0; b < kBranches; ++b) {
+      const double t = c[k][j++] - 0.5;  // position along the stem, -0.5..0.5
+      const double sign = c[k][j++] < 0.5 ? -1.0 : 1.0;
+      const double phi = theta + sign * (kPi / 3 + 0.25 * (c[k][j++] - 0.5));
+      const double blen = len * (0.15 + 0.35 * c[k][j++]) * (1.0 - std::abs(t));
+      const double bx = cx + ux * t * len, by = cy + uy * t * len;
+      const double ex = bx + std::cos(phi) * blen, ey = by + std::sin(phi) * blen;
+      AddStreak(buf.data(), m, bx, by, ex, ey, width, 0.8 * amp);
+      for (int w = 0; w < kTwigs; ++w) {
+        const double tt = 0.3 + 0.6 * c[k][j++];
+        const double psi = phi + (w % 2 == 0 ? 1.0 : -1.0) * kPi / 3;
+        const double tlen = blen * 0.45 * c[k][j++];
+        const double tx = bx + (ex - bx) * tt, ty = by + (ey - by) * tt;
+        AddStreak(buf.data(), m, tx, ty, tx + std::cos(psi) * tlen, ty + std::sin(psi) * tlen, width, 0.6 * amp);
+      }
+    }
+  }
+  // Loose needles between the crystals.
+  const int64_t needles = std::llround(std::pow(m / (16.0 * u), 2));
+  at::Tensor nd = at::empty({needles, 5}, at::kDouble).uniform_(0, 1, gen).contiguous();
+  auto n = nd.accessor<double, 2>();
+  for (int64_t k = 0; k < needles; ++k) {
+    const double x = n[k][0] * m, y = n[k][1] * m, theta = n[k][2] * kPi, len = u * (1.5 + 5 * n[k][3]);
+    AddStreak(buf.data(), m, x, y, x + std::cos(theta) * len, y + std::sin(theta) * len, width,
+              0.15 + 0.35 * n[k][4]);
+  }
+  at::Tensor crystal = at::from_blob(buf.data(), {m, m}, at::kFloat).to(at::kDouble);
+  // Two plasma fractals: a faint icy haze behind the crystals, and a
+  // low-frequency modulation so the frost is thicker in some places.
+  int64_t mapsize = 2;
+  while (mapsize < m) mapsize *= 2;
+  at::Tensor haze = PlasmaFractal(mapsize, 2.0, gen).narrow(0, 0, m).narrow(1, 0, m);
+  at::Tensor thick = PlasmaFractal(mapsize, 1.6, gen).narrow(0, 0, m).narrow(1, 0, m);
+  at::Tensor ice = 1 - at::exp(-4.0 * crystal);  // overlapping crystals saturate
+  at::Tensor base = 0.01 + 0.07 * haze;
+  at::Tensor f = base + (0.97 - base) * ice * (0.75 + 0.25 * thick);
+  // Bluish white: ice is whiter than it is blue, the dark gaps bluer.
+  at::Tensor rgb = at::stack({0.88 * f, 0.94 * f + 0.01, 0.98 * f + 0.03});
+  return rgb.clamp(0, 1).to(at::kFloat);
+}
+
 }  // namespace
 
 const std::vector<std::string>& CorruptionNames() {
+  // models.md §3.4's order (the Tiny-ImageNet-C evaluation's).
   static const std::vector<std::string> k = {
-      "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-      "motion_blur", "zoom_blur", "snow", "fog", "brightness", "contrast",
-      "elastic_transform", "pixelate", "jpeg_compression"};
+      "brightness", "defocus_blur", "fog", "gaussian_noise", "impulse_noise",
+      "motion_blur", "shot_noise", "zoom_blur", "contrast", "elastic_transform",
+      "frost", "glass_blur", "jpeg_compression", "pixelate", "snow"};
   return k;
+}
+
+at::Tensor FrostTexture(int64_t size, int64_t image_side, at::Generator& gen) {
+  return MakeFrostTexture(size, image_side, gen);
 }
 
 at::Tensor GaussianBlur(const at::Tensor& images, double sigma) {
@@ -320,6 +414,28 @@ absl::StatusOr<at::Tensor> Corrupt(const at::Tensor& images_in, const std::strin
     }
     return Clip(at::stack(out));
   }
+  if (name == "frost") {
+    // Tiny-ImageNet-C's (image, frost) weights. ImageNet-C (224 px) uses
+    // (1, .4), (.8, .6), (.7, .7), (.65, .7), (.6, .75).
+    const double c[][2] = {{1, 0.3}, {0.9, 0.4}, {0.8, 0.45}, {0.75, 0.5}, {0.7, 0.55}};
+    const int64_t side = std::max(h, w), m = 3 * side;
+    at::Tensor tex = MakeFrostTexture(m, side, gen);
+    at::Tensor off = at::randint(0, m - side + 1, {n, 2}, gen, at::TensorOptions().dtype(at::kLong));
+    at::Tensor flip = at::randint(0, 8, {n}, gen, at::TensorOptions().dtype(at::kLong));
+    std::vector<at::Tensor> out;
+    for (int64_t b = 0; b < n; ++b) {
+      // A random crop in one of the 8 orientations of the square, so the
+      // images of one batch see different frost.
+      at::Tensor crop = tex.narrow(1, off[b][0].item<int64_t>(), side).narrow(2, off[b][1].item<int64_t>(), side);
+      const int64_t o = flip[b].item<int64_t>();
+      if (o & 1) crop = crop.flip({2});
+      if (o & 2) crop = crop.flip({1});
+      if (o & 4) crop = crop.transpose(1, 2);
+      crop = crop.narrow(1, 0, h).narrow(2, 0, w);
+      out.push_back(c[i][0] * x[b] + c[i][1] * crop);
+    }
+    return Clip(at::stack(out));
+  }
   if (name == "brightness") {
     // HSV value + c with hue and saturation kept: rgb scales by V'/V (a
     // black pixel becomes grey V').
@@ -364,27 +480,41 @@ nlohmann::json RobustnessResult::ToJson() const {
   at::Tensor a = accuracy.to(at::kDouble).cpu();
   for (size_t c = 0; c < corruptions.size(); ++c) {
     std::vector<double> row;
-    for (int s = 0; s < 5; ++s) row.push_back(a[c][s].item<double>());
+    for (size_t s = 0; s < severities.size(); ++s) row.push_back(a[c][s].item<double>());
     acc[corruptions[c]] = row;
-    mean_per[corruptions[c]] = a[c].mean().item<double>();
+    mean_per[corruptions[c]] = severities.empty() ? 0.0 : a[c].mean().item<double>();
   }
-  return {{"corruptions", corruptions}, {"severities", {1, 2, 3, 4, 5}}, {"accuracy", acc},
-          {"mean_per_corruption", mean_per}, {"clean_accuracy", clean_accuracy},
-          {"mean_accuracy", mean_accuracy}, {"images", images},
-          {"not_implemented", {"frost"}}};
+  return {{"corruptions", corruptions},
+          {"severities", severities},
+          {"accuracy", acc},
+          {"mean_per_corruption", mean_per},
+          {"clean_accuracy", clean_accuracy},
+          {"mean_accuracy", mean_accuracy},
+          {"relative", clean_accuracy > 0 ? nlohmann::json(mean_accuracy / clean_accuracy) : nlohmann::json()},
+          {"images", images}};
 }
 
 absl::StatusOr<RobustnessResult> EvaluateCorruptionRobustness(
     const std::function<at::Tensor(const at::Tensor&)>& predict, const BatchVisitor& batches,
-    const std::vector<std::string>& corruptions, uint64_t seed) {
-  for (const auto& c : corruptions) {
-    if (std::find(CorruptionNames().begin(), CorruptionNames().end(), c) == CorruptionNames().end()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown corruption '", c, "' (frost is not implemented)"));
+    const RobustnessOptions& options) {
+  const std::vector<std::string>& all = CorruptionNames();
+  std::vector<int64_t> global;  // index in CorruptionNames(): the cell seeds
+  for (const auto& c : options.corruptions) {
+    auto it = std::find(all.begin(), all.end(), c);
+    if (it == all.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown corruption '", c, "' (known: ", absl::StrJoin(all, ", "), ")"));
     }
+    global.push_back(it - all.begin());
+  }
+  for (int s : options.severities) {
+    if (s < 1 || s > 5) return absl::InvalidArgumentError(absl::StrCat("corruption severity must be in 1..5, got ", s));
   }
   RobustnessResult r;
-  r.corruptions = corruptions;
-  r.accuracy = at::zeros({static_cast<int64_t>(corruptions.size()), 5}, at::kDouble);
+  r.corruptions = options.corruptions;
+  r.severities = options.severities;
+  r.accuracy = at::zeros({static_cast<int64_t>(r.corruptions.size()), static_cast<int64_t>(r.severities.size())},
+                         at::kDouble);
   auto run = [&](const std::string& name, int severity, uint64_t cell_seed) -> absl::StatusOr<double> {
     at::Generator gen = at::detail::createCPUGenerator(cell_seed);
     int64_t correct = 0, total = 0;
@@ -409,34 +539,108 @@ absl::StatusOr<RobustnessResult> EvaluateCorruptionRobustness(
     r.images = total;
     return double(correct) / total;
   };
-  auto clean = run("", 0, seed);
+  auto clean = run("", 0, options.seed);
   if (!clean.ok()) return clean.status();
   r.clean_accuracy = *clean;
-  for (size_t c = 0; c < corruptions.size(); ++c) {
-    for (int s = 1; s <= 5; ++s) {
-      auto a = run(corruptions[c], s, seed + 1 + c * 5 + (s - 1));
+  for (size_t c = 0; c < r.corruptions.size(); ++c) {
+    if (options.before_corruption) {
+      if (absl::Status st = options.before_corruption(c, r.corruptions[c]); !st.ok()) return st;
+    }
+    for (size_t k = 0; k < r.severities.size(); ++k) {
+      const int s = r.severities[k];
+      auto a = run(r.corruptions[c], s, options.seed + 1 + static_cast<uint64_t>(global[c]) * 5 + (s - 1));
       if (!a.ok()) return a.status();
-      r.accuracy[c][s - 1] = *a;
+      r.accuracy[c][k] = *a;
     }
   }
   r.mean_accuracy = r.accuracy.numel() ? r.accuracy.mean().item<double>() : 0.0;
   return r;
 }
 
+absl::StatusOr<RobustnessResult> EvaluateCorruptionRobustness(
+    const std::function<at::Tensor(const at::Tensor&)>& predict, const BatchVisitor& batches,
+    const std::vector<std::string>& corruptions, uint64_t seed) {
+  RobustnessOptions o;
+  o.corruptions = corruptions;
+  o.seed = seed;
+  return EvaluateCorruptionRobustness(predict, batches, o);
+}
+
 void WriteRobustnessPng(const std::string& path, const RobustnessResult& r) {
-  const int cell_w = 64, cell_h = 26, left = 200, top = 40;
+  // Rows = corruptions, columns = severities then the row mean; a colour
+  // bar (red = 0 .. green = 1) at the bottom. Text scale 2 so the labels
+  // stay readable when the image is shown scaled down.
   const int rows = static_cast<int>(r.corruptions.size());
-  Canvas canvas(left + 5 * cell_w + 10, top + rows * cell_h + 30);
-  canvas.Text(8, 8, absl::StrFormat("ACCURACY  CLEAN %.3f  MEAN %.3f", r.clean_accuracy, r.mean_accuracy), {0, 0, 0}, 2);
-  for (int s = 0; s < 5; ++s) canvas.Text(left + s * cell_w + 24, top - 14, absl::StrCat(s + 1), {0, 0, 0}, 1);
+  const int cols = static_cast<int>(r.severities.size()) + 1;
+  size_t longest = 4;
+  for (const auto& c : r.corruptions) longest = std::max(longest, c.size());
+  const int cell_w = 84, cell_h = 30, left = Canvas::TextWidth(std::string(longest, 'x'), 2) + 24;
+  const int top = 92, grid_w = cols * cell_w;
+  const std::string title = absl::StrFormat("CLEAN %.3f  MEAN %.3f  REL %.3f", r.clean_accuracy,
+                                            r.mean_accuracy,
+                                            r.clean_accuracy > 0 ? r.mean_accuracy / r.clean_accuracy : 0.0);
+  const int width = std::max(left + grid_w + 16, Canvas::TextWidth(title, 2) + 24);
+  Canvas canvas(width, top + rows * cell_h + 80);
+  auto colour = [](double v) { return HsvToRgb(120.0 * std::clamp(v, 0.0, 1.0), 0.6, 0.95); };
+  canvas.Text(12, 10, "TOP-1 ACCURACY UNDER CORRUPTION", {0, 0, 0}, 2);
+  canvas.Text(12, 34, title, {0, 0, 0}, 2);
+  canvas.Text(left, top - 40, "SEVERITY", {80, 80, 80}, 2);
+  for (int s = 0; s < cols; ++s) {
+    const std::string label = s + 1 < cols ? absl::StrCat(r.severities[s]) : "MEAN";
+    canvas.Text(left + s * cell_w + (cell_w - Canvas::TextWidth(label, 2)) / 2, top - 20, label, {0, 0, 0}, 2);
+  }
   at::Tensor a = r.accuracy.to(at::kDouble).cpu();
   for (int c = 0; c < rows; ++c) {
-    canvas.Text(8, top + c * cell_h + 9, r.corruptions[c], {0, 0, 0}, 1);
-    for (int s = 0; s < 5; ++s) {
-      const double v = a[c][s].item<double>();
-      canvas.FillRect(left + s * cell_w, top + c * cell_h, cell_w - 2, cell_h - 2,
-                      HsvToRgb(120.0 * std::clamp(v, 0.0, 1.0), 0.65, 0.95));
-      canvas.Text(left + s * cell_w + 14, top + c * cell_h + 9, absl::StrFormat("%.2f", v), {0, 0, 0}, 1);
+    const int y = top + c * cell_h;
+    canvas.Text(12, y + 8, r.corruptions[c], {0, 0, 0}, 2);
+    for (int s = 0; s < cols; ++s) {
+      const double v = s + 1 < cols ? a[c][s].item<double>() : a[c].mean().item<double>();
+      const int x = left + s * cell_w + (s + 1 == cols ? 6 : 0);
+      canvas.FillRect(x, y, cell_w - 2, cell_h - 2, colour(v));
+      const std::string t = absl::StrFormat("%.2f", v);
+      canvas.Text(x + (cell_w - 2 - Canvas::TextWidth(t, 2)) / 2, y + 7, t, {0, 0, 0}, 2);
+    }
+  }
+  // Colour bar.
+  const int by = top + rows * cell_h + 24, bw = grid_w - 12;
+  for (int i = 0; i < bw; ++i) canvas.FillRect(left + i, by, 1, 16, colour(double(i) / (bw - 1)));
+  canvas.Rect(left, by, bw, 16, {0, 0, 0});
+  canvas.Text(left - 8, by + 22, "0", {0, 0, 0}, 2);
+  canvas.Text(left + bw / 2 - 18, by + 22, "0.5", {0, 0, 0}, 2);
+  canvas.Text(left + bw - 8, by + 22, "1", {0, 0, 0}, 2);
+  canvas.Save(path);
+}
+
+void WriteImageRowsPng(const std::string& path, const std::string& title,
+                       const std::vector<std::pair<std::string, at::Tensor>>& rows, int scale) {
+  size_t longest = 4;
+  int64_t cols = 0, h = 0, w = 0;
+  for (const auto& [label, images] : rows) {
+    longest = std::max(longest, label.size());
+    cols = std::max<int64_t>(cols, images.size(0));
+    h = std::max<int64_t>(h, images.size(2));
+    w = std::max<int64_t>(w, images.size(3));
+  }
+  const int pad = 4, left = Canvas::TextWidth(std::string(longest, 'x'), 2) + 20, top = 40;
+  const int cw = static_cast<int>(w) * scale + pad, ch = static_cast<int>(h) * scale + pad;
+  Canvas canvas(std::max<int>(left + static_cast<int>(cols) * cw + 8, Canvas::TextWidth(title, 2) + 24),
+                top + static_cast<int>(rows.size()) * ch + 8);
+  canvas.Text(12, 12, title, {0, 0, 0}, 2);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int y0 = top + static_cast<int>(r) * ch;
+    canvas.Text(10, y0 + ch / 2 - 8, rows[r].first, {0, 0, 0}, 2);
+    at::Tensor img = (rows[r].second.to(at::kFloat).cpu().clamp(0, 1) * 255).round().to(at::kByte).contiguous();
+    auto px = img.accessor<uint8_t, 4>();
+    for (int64_t i = 0; i < img.size(0); ++i) {
+      const int x0 = left + static_cast<int>(i) * cw;
+      for (int64_t yy = 0; yy < img.size(2) * scale; ++yy) {
+        for (int64_t xx = 0; xx < img.size(3) * scale; ++xx) {
+          const int64_t sy = yy / scale, sx = xx / scale;
+          const bool grey = img.size(1) < 3;
+          canvas.Set(x0 + static_cast<int>(xx), y0 + static_cast<int>(yy),
+                     {px[i][0][sy][sx], px[i][grey ? 0 : 1][sy][sx], px[i][grey ? 0 : 2][sy][sx]});
+        }
+      }
     }
   }
   canvas.Save(path);

@@ -191,7 +191,7 @@ TEST(CorruptionsTest, EverySeverityChangesImagesReproducibly) {
     }
   }
   at::Generator g = at::detail::createCPUGenerator(1);
-  EXPECT_FALSE(Corrupt(img, "frost", 1, g).ok());
+  EXPECT_EQ(Corrupt(img, "hail", 1, g).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(Corrupt(img, "contrast", 6, g).ok());
   // Contrast closed form: (x - mean) * c + mean with c = 0.4 at severity 1.
   auto c = Corrupt(img, "contrast", 1, g);
@@ -201,6 +201,75 @@ TEST(CorruptionsTest, EverySeverityChangesImagesReproducibly) {
   at::Tensor grey = at::full({1, 3, 4, 4}, 0.3);
   auto b = Corrupt(grey, "brightness", 2, g);
   EXPECT_TRUE(at::allclose(*b, at::full_like(grey, 0.5), 1e-5, 1e-6));
+}
+
+TEST(CorruptionsTest, AllFifteenInModelsMdOrder) {
+  const std::vector<std::string> want = {
+      "brightness", "defocus_blur", "fog", "gaussian_noise", "impulse_noise",
+      "motion_blur", "shot_noise", "zoom_blur", "contrast", "elastic_transform",
+      "frost", "glass_blur", "jpeg_compression", "pixelate", "snow"};
+  EXPECT_EQ(CorruptionNames(), want);
+}
+
+double MeanAbsChange(const at::Tensor& in, int severity, uint64_t seed) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  auto out = Corrupt(in, "frost", severity, g);
+  EXPECT_TRUE(out.ok()) << out.status();
+  return (*out - in).abs().mean().item<double>();
+}
+
+TEST(CorruptionsTest, FrostIsSeededMonotoneInSeverityAndBrightensDarkImages) {
+  at::Tensor grey = at::full({4, 3, 32, 32}, 0.5);
+  for (uint64_t seed : {1, 2, 3, 4}) {
+    double prev = 0;
+    for (int s = 1; s <= 5; ++s) {
+      const double d = MeanAbsChange(grey, s, seed);
+      EXPECT_GT(d, prev + 0.003) << "seed " << seed << " severity " << s;
+      prev = d;
+    }
+  }
+  at::Tensor dark = at::full({4, 3, 32, 32}, 0.05);
+  for (int s : {1, 3, 5}) {
+    at::Generator g1 = at::detail::createCPUGenerator(7), g2 = at::detail::createCPUGenerator(7);
+    at::Generator g3 = at::detail::createCPUGenerator(8);
+    auto a = Corrupt(dark, "frost", s, g1);
+    auto b = Corrupt(dark, "frost", s, g2);
+    auto c = Corrupt(dark, "frost", s, g3);
+    ASSERT_OK(a);
+    ASSERT_OK(b);
+    ASSERT_OK(c);
+    EXPECT_TRUE(at::equal(*a, *b)) << "same seed, same frost";
+    EXPECT_FALSE(at::allclose(*a, *c)) << "another seed, other frost";
+    EXPECT_GE(a->min().item<double>(), 0.0);
+    EXPECT_LE(a->max().item<double>(), 1.0);
+    // Frost adds light: a dark image gets brighter, and bluish (B > R).
+    EXPECT_GT(a->mean().item<double>(), dark.mean().item<double>() + 0.05) << s;
+    EXPECT_GT((*a)[0][2].mean().item<double>(), (*a)[0][0].mean().item<double>()) << s;
+    // The images of a batch get different crops.
+    EXPECT_FALSE(at::allclose((*a)[0], (*a)[1])) << s;
+  }
+  // The clip: a white image stays white at severity 1 (c0 = 1).
+  at::Tensor white = at::ones({1, 3, 32, 32});
+  at::Generator g = at::detail::createCPUGenerator(1);
+  EXPECT_TRUE(at::equal(*Corrupt(white, "frost", 1, g), white));
+  // Non-square images work.
+  auto rect = Corrupt(at::full({2, 3, 20, 36}, 0.3), "frost", 2, g);
+  ASSERT_OK(rect);
+  EXPECT_EQ(rect->sizes(), (std::vector<int64_t>{2, 3, 20, 36}));
+}
+
+TEST(CorruptionsTest, FrostTextureIsBimodalIceOnADarkGround) {
+  at::Generator g = at::detail::createCPUGenerator(3);
+  at::Tensor t = FrostTexture(96, 32, g);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{3, 96, 96}));
+  EXPECT_GE(t.min().item<double>(), 0.0);
+  EXPECT_LE(t.max().item<double>(), 1.0);
+  at::Tensor lum = t.mean(0);
+  const double dark = (lum < 0.3).to(at::kDouble).mean().item<double>();
+  const double bright = (lum > 0.6).to(at::kDouble).mean().item<double>();
+  EXPECT_GT(dark, 0.2);
+  EXPECT_GT(bright, 0.1);
+  EXPECT_GT(t[2].mean().item<double>(), t[0].mean().item<double>());  // bluish
 }
 
 TEST(CorruptionsTest, EvaluationLoopOnTwoImages) {
@@ -227,6 +296,53 @@ TEST(CorruptionsTest, EvaluationLoopOnTwoImages) {
   WriteRobustnessPng(path, *r);
   EXPECT_GT(ReadPngRgb(path).size(0), 0);
   EXPECT_FALSE(EvaluateCorruptionRobustness(predict, batches, {"nope"}, 3).ok());
+}
+
+TEST(CorruptionsTest, CellsDoNotDependOnTheOtherCellsAndSeveritiesCanBeChosen) {
+  at::manual_seed(2);
+  at::Tensor images = at::rand({3, 3, 32, 32});
+  at::Tensor labels = at::tensor({0, 1, 0}, at::kLong);
+  std::vector<double> seen;  // checksum of every batch the model sees
+  auto predict = [&](const at::Tensor& x) {
+    seen.push_back(x.sum().item<double>());
+    return at::zeros({x.size(0), 2});
+  };
+  BatchVisitor batches = [&](const std::function<void(const at::Tensor&, const at::Tensor&)>& f) {
+    f(images, labels);
+  };
+  RobustnessOptions o;
+  o.corruptions = {"contrast", "frost"};
+  o.severities = {2, 4};
+  o.seed = 11;
+  auto r = EvaluateCorruptionRobustness(predict, batches, o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->accuracy.sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_NEAR(r->clean_accuracy, 2.0 / 3, 1e-12);  // always answers 0
+  nlohmann::json j = r->ToJson();
+  EXPECT_EQ(j["severities"], nlohmann::json({2, 4}));
+  EXPECT_NEAR(j["relative"].get<double>(), r->mean_accuracy / r->clean_accuracy, 1e-12);
+  ASSERT_EQ(seen.size(), 5u);  // clean + 2 x 2 cells
+  const std::vector<double> frost_all = {seen[3], seen[4]};
+  seen.clear();
+  o.corruptions = {"frost"};
+  ASSERT_OK(EvaluateCorruptionRobustness(predict, batches, o));
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[1], frost_all[0]);
+  EXPECT_EQ(seen[2], frost_all[1]);
+  // Severity range and cancellation.
+  o.severities = {0};
+  EXPECT_EQ(EvaluateCorruptionRobustness(predict, batches, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.severities = {1};
+  o.before_corruption = [](size_t, const std::string&) { return absl::CancelledError("stop"); };
+  EXPECT_EQ(EvaluateCorruptionRobustness(predict, batches, o).status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(CorruptionsTest, ImageRowsPngHasOneRowPerLabel) {
+  const std::string path = ::testing::TempDir() + "/rows.png";
+  WriteImageRowsPng(path, "EXAMPLES", {{"clean", at::rand({4, 3, 8, 8})}, {"frost", at::rand({4, 1, 8, 8})}}, 3);
+  at::Tensor png = ReadPngRgb(path);
+  // Two rows of 8 * 3 + 4 px under a 40 px title band, + 8 px margin.
+  EXPECT_EQ(png.size(0), 40 + 2 * (8 * 3 + 4) + 8);
 }
 
 }  // namespace
