@@ -8,7 +8,7 @@ namespace topolab::worker {
 namespace fs = std::filesystem;
 
 // Declared here, defined in each analysis' own .cc (one row each below).
-// absl::StatusOr<nlohmann::json> RunAllTnnMaps(const ExtraAnalysisInput& in);
+absl::StatusOr<nlohmann::json> RunAllTnnMaps(const ExtraAnalysisInput& in);  // alltnn_maps.h
 
 fs::path ExtraAnalysisInput::Dir(const std::string& name) const {
   fs::path dir = ctx->out_dir / name;
@@ -28,7 +28,7 @@ void ExtraAnalysisInput::AnnounceDir(const std::string& name) const {
 
 const std::vector<ExtraAnalysis>& ExtraAnalyses() {
   static const std::vector<ExtraAnalysis>* table = new std::vector<ExtraAnalysis>{
-      // {"alltnn_maps", "All-TNN orientation/category/energy maps on the sheet", RunAllTnnMaps},
+      {"alltnn_maps", "All-TNN orientation/category/energy maps on the sheet", RunAllTnnMaps},
   };
   return *table;
 }
