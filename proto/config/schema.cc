@@ -32,6 +32,12 @@ absl::Status Err(const std::string& path, const std::string& msg) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", msg));
 }
 
+// A Field::check message: one starting with '.' or '[' continues the path.
+absl::Status CheckErr(const std::string& path, const std::string& msg) {
+  if (!msg.empty() && (msg[0] == '.' || msg[0] == '[')) return absl::InvalidArgumentError(path + msg);
+  return Err(path, msg);
+}
+
 // Compact rendering of a bad value for "got ..." suffixes.
 std::string Repr(const RawJson& v) {
   std::string s = v.dump();
@@ -88,24 +94,60 @@ std::string IntExpectation(const Field& f) {
 
 std::string DoubleExpectation(const Field& f) {
   if (f.min && f.max && *f.min == 0 && f.exclusive_min) {
-    return absl::StrCat("must be a positive number (at most ", FormatNumber(*f.max), ")");
+    return absl::StrCat("must be a positive number (", f.exclusive_max ? "less than " : "at most ",
+                        FormatNumber(*f.max), ")");
   }
   if (f.min && f.max) {
-    return absl::StrCat("must be a number in ", f.exclusive_min ? "(" : "[",
-                        FormatNumber(*f.min), ", ", FormatNumber(*f.max), "]");
+    return absl::StrCat("must be a number in ", f.exclusive_min ? "(" : "[", FormatNumber(*f.min), ", ",
+                        FormatNumber(*f.max), f.exclusive_max ? ")" : "]");
   }
   if (f.min) {
     if (*f.min == 0) return f.exclusive_min ? "must be a positive number" : "must be a non-negative number";
     return absl::StrCat("must be a number ", f.exclusive_min ? "> " : ">= ", FormatNumber(*f.min));
   }
-  if (f.max) return absl::StrCat("must be a number <= ", FormatNumber(*f.max));
+  if (f.max) return absl::StrCat("must be a number ", f.exclusive_max ? "< " : "<= ", FormatNumber(*f.max));
   return "must be a number";
 }
 
 bool InRange(const Field& f, double v) {
   if (f.min && (f.exclusive_min ? v <= *f.min : v < *f.min)) return false;
-  if (f.max && v > *f.max) return false;
+  if (f.max && (f.exclusive_max ? v >= *f.max : v > *f.max)) return false;
   return true;
+}
+
+// "numbers", "integers", ...: the elements of a kList.
+std::string PluralTypeName(FieldType t) {
+  switch (t) {
+    case FieldType::kInt: return "integers";
+    case FieldType::kDouble: return "numbers";
+    case FieldType::kBool: return "booleans";
+    case FieldType::kString:
+    case FieldType::kEnum: return "strings";
+    case FieldType::kStringList:
+    case FieldType::kList: return "lists";
+    case FieldType::kObject:
+    case FieldType::kMap: return "mappings";
+    case FieldType::kOneOf: return "values";
+  }
+  return "values";
+}
+
+constexpr size_t kDefaultMaxItems = 4096;
+
+// "2", "1 to 64", "at least 1", "at most 100" or "" (any length).
+std::string LengthPhrase(const Field& f) {
+  const bool capped = f.max_items != kDefaultMaxItems;
+  if (f.min_items == f.max_items) return absl::StrCat(f.min_items);
+  if (f.min_items > 0 && capped) return absl::StrCat(f.min_items, " to ", f.max_items);
+  if (f.min_items > 0) return absl::StrCat("at least ", f.min_items);
+  if (capped) return absl::StrCat("at most ", f.max_items);
+  return "";
+}
+
+// "a list of 2 numbers", "a list of at least 1 mappings", "a list of integers".
+std::string ListExpectation(const Field& f) {
+  const std::string n = LengthPhrase(f);
+  return absl::StrCat("a list of ", n, n.empty() ? "" : " ", PluralTypeName(f.items.at(0).type));
 }
 
 std::string TypeName(FieldType t) {
@@ -116,6 +158,7 @@ std::string TypeName(FieldType t) {
     case FieldType::kString:
     case FieldType::kEnum: return "a string";
     case FieldType::kStringList: return "a list of strings";
+    case FieldType::kList: return "a list";
     case FieldType::kObject:
     case FieldType::kMap: return "a mapping";
     case FieldType::kOneOf: return "one of several forms";
@@ -130,7 +173,8 @@ bool TypeMatches(FieldType t, const RawJson& v) {
     case FieldType::kBool: return v.is_boolean();
     case FieldType::kString:
     case FieldType::kEnum: return v.is_string();
-    case FieldType::kStringList: return v.is_array();
+    case FieldType::kStringList:
+    case FieldType::kList: return v.is_array();
     case FieldType::kObject:
     case FieldType::kMap: return v.is_object();
     case FieldType::kOneOf: return false;
@@ -289,6 +333,17 @@ Field Double(std::string name) { return Make(std::move(name), FieldType::kDouble
 Field Bool(std::string name) { return Make(std::move(name), FieldType::kBool); }
 Field String(std::string name) { return Make(std::move(name), FieldType::kString); }
 Field StringList(std::string name) { return Make(std::move(name), FieldType::kStringList); }
+Field List(std::string name, Field element) {
+  Field f = Make(std::move(name), FieldType::kList);
+  f.items.push_back(std::move(element));
+  return f;
+}
+Field NumberList(std::string name, double lo, double hi) {
+  return List(std::move(name), Double("number").Range(lo, hi));
+}
+Field IntList(std::string name, int64_t lo, int64_t hi) {
+  return List(std::move(name), Int("integer").Range(static_cast<double>(lo), static_cast<double>(hi)));
+}
 Field Enum(std::string name, std::vector<std::string> values) {
   Field f = Make(std::move(name), FieldType::kEnum);
   f.allowed = std::move(values);
@@ -385,7 +440,7 @@ absl::Status ValidateValue(const Field& f, const RawJson& in, const std::string&
   auto finish = [&]() -> absl::Status {
     if (f.check) {
       std::string msg = f.check(*out);
-      if (!msg.empty()) return Err(path, msg);
+      if (!msg.empty()) return CheckErr(path, msg);
     }
     return absl::OkStatus();
   };
@@ -475,6 +530,32 @@ absl::Status ValidateValue(const Field& f, const RawJson& in, const std::string&
           if (!st.ok()) return st;
         }
         out->push_back(s);
+      }
+      return finish();
+    }
+    case FieldType::kList: {
+      if (!in.is_array()) return Err(path, absl::StrCat("must be ", ListExpectation(f), ", got ", Repr(in)));
+      if (in.size() < f.min_items || in.size() > f.max_items) {
+        const std::string n = LengthPhrase(f);
+        if (f.min_items == 1 && f.max_items == kDefaultMaxItems) return Err(path, "must not be empty");
+        return Err(path, absl::StrCat("must have ", n, f.min_items == 1 && f.max_items == 1 ? " item" : " items",
+                                      ", got ", in.size()));
+      }
+      const Field& elem = f.items.at(0);
+      *out = Json::array();
+      for (size_t i = 0; i < in.size(); ++i) {
+        const std::string p = IndexPath(path, i);
+        // A bare `-` item is not "use the default": the list has no gaps.
+        if (in[i].is_null()) return Err(p, absl::StrCat("must be ", TypeName(elem.type), ", got nothing"));
+        Json v;
+        auto st = ValidateValue(elem, in[i], p, ctx, &v);
+        if (!st.ok()) return st;
+        if (f.increasing && i > 0 && v.is_number() && (*out)[i - 1].is_number() &&
+            v.get<double>() <= (*out)[i - 1].get<double>()) {
+          return Err(p, absl::StrCat("must be greater than the item before it (", (*out)[i - 1].dump(),
+                                     "), got ", v.dump()));
+        }
+        out->push_back(std::move(v));
       }
       return finish();
     }
@@ -592,6 +673,7 @@ std::string DescribeFields(const std::vector<Field>& fields, int indent) {
       case FieldType::kBool: type = "bool"; break;
       case FieldType::kString: type = "string"; break;
       case FieldType::kStringList: type = "list of strings"; break;
+      case FieldType::kList: type = ListExpectation(f).substr(2); break;
       case FieldType::kEnum: type = absl::StrJoin(f.allowed, "|"); break;
       case FieldType::kObject: type = "mapping"; break;
       case FieldType::kMap: type = "map"; break;
@@ -610,6 +692,22 @@ std::string DescribeFields(const std::vector<Field>& fields, int indent) {
     if (f.type == FieldType::kStringList && !f.allowed.empty()) {
       absl::StrAppend(&out, " of ", absl::StrJoin(f.allowed, "|"));
     }
+    if (f.type == FieldType::kList) {
+      // Scalar elements: their range inline; mappings: their keys below.
+      const Field& e = f.items.at(0);
+      std::string each;
+      if (e.type == FieldType::kInt) {
+        each = IntExpectation(e).substr(8);
+      } else if (e.type == FieldType::kDouble && (e.min || e.max)) {
+        each = DoubleExpectation(e).substr(8);
+      } else if (e.type == FieldType::kEnum) {
+        each = absl::StrJoin(e.allowed, "|");
+      }
+      if (!each.empty() || f.increasing) {
+        absl::StrAppend(&out, " (", each.empty() ? "" : "each ", each, !each.empty() && f.increasing ? ", " : "",
+                        f.increasing ? "increasing" : "", ")");
+      }
+    }
     if (!f.doc.empty()) absl::StrAppend(&out, "  -- ", f.doc);
     absl::StrAppend(&out, "\n");
     if (f.type == FieldType::kObject) {
@@ -621,6 +719,8 @@ std::string DescribeFields(const std::vector<Field>& fields, int indent) {
       }
     } else if (f.type == FieldType::kMap || f.type == FieldType::kOneOf) {
       absl::StrAppend(&out, DescribeFields(f.items, indent + 2));
+    } else if (f.type == FieldType::kList && f.items.at(0).type == FieldType::kObject) {
+      absl::StrAppend(&out, DescribeFields(f.items.at(0).fields, indent + 2));
     }
   }
   return out;

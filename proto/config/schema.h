@@ -25,6 +25,7 @@
 #ifndef TOPOLAB_PROTO_CONFIG_SCHEMA_H_
 #define TOPOLAB_PROTO_CONFIG_SCHEMA_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -48,6 +49,8 @@ enum class FieldType {
   kBool,        // true | false (YAML 1.2: yes/no/on/off are strings, rejected)
   kString,
   kStringList,  // list of strings; `allowed` restricts the elements
+  kList,        // list whose every element validates against `items[0]` (numbers,
+                // integers, mappings, ...); min_items/max_items bound its length
   kEnum,        // string from `allowed`
   kObject,      // mapping with the keys in `fields` (+ a variant's keys)
   kMap,         // mapping from free keys to values of schema `items[0]`
@@ -71,22 +74,29 @@ struct Field {
   Json default_value;               // null: no default
   std::optional<double> min, max;   // numbers: inclusive bounds
   bool exclusive_min = false;       // numbers: value must be > min
+  bool exclusive_max = false;       // numbers: value must be < max
   std::vector<std::string> allowed; // kEnum values; kStringList element values
   bool unique = true;               // kStringList: no repeated element
   size_t max_length = 4096;         // strings / string-list elements / list length
   bool non_empty = false;           // strings and lists
+  size_t min_items = 0;             // kList: length bounds (inclusive)
+  size_t max_items = 4096;
+  bool increasing = false;          // kList of numbers: each item > the one before
   std::string doc;
   std::vector<Field> fields;        // kObject keys
   // kObject: the value of the kEnum field named `discriminator` selects which
   // extra keys (variants[value]) are allowed, with their defaults.
   std::string discriminator;
   std::map<std::string, std::vector<Field>> variants;
-  std::vector<Field> items;         // kMap: items[0]; kOneOf: alternatives
+  std::vector<Field> items;         // kMap, kList: items[0]; kOneOf: alternatives
   PathCheck path_check = PathCheck::kNone;
   // kString: the value (when not empty) names a stage this stage `needs`.
   bool stage_ref = false;
   // Extra check on the normalised value. Returns "" when fine, else the
-  // message (the path is prepended by the engine).
+  // message; the engine prepends the path and ": ". A message that starts
+  // with '.' or '[' continues the path instead, so a check on a mapping can
+  // name one of its keys: ".layer_factors: must have 3 items" on `model`
+  // reads "model.layer_factors: must have 3 items".
   std::function<std::string(const Json&)> check;
 
   Field& Required() { required = true; return *this; }
@@ -95,6 +105,13 @@ struct Field {
   Field& Max(double v) { max = v; return *this; }
   Field& Range(double lo, double hi) { min = lo; max = hi; return *this; }
   Field& Positive() { min = 0; exclusive_min = true; return *this; }
+  // Numbers: value < v (e.g. Adam's betas in [0, 1): Min(0).Below(1)).
+  Field& Below(double v) { max = v; exclusive_max = true; return *this; }
+  // kList: exactly n items / between lo and hi items.
+  Field& Length(size_t n) { min_items = max_items = n; return *this; }
+  Field& Length(size_t lo, size_t hi) { min_items = lo; max_items = hi; return *this; }
+  // kList of numbers: strictly increasing.
+  Field& Increasing() { increasing = true; return *this; }
   Field& Doc(std::string d) { doc = std::move(d); return *this; }
   Field& NonEmpty() { non_empty = true; return *this; }
   Field& MaxLength(size_t n) { max_length = n; return *this; }
@@ -113,6 +130,15 @@ Field Double(std::string name);
 Field Bool(std::string name);
 Field String(std::string name);
 Field StringList(std::string name);
+// A list whose elements are validated by `element` (its name is only used in
+// `topolab schema` output). Element errors name the item: `betas[1]: ...`.
+//   List("layers", Object("layer", {...})).Length(1, 64)
+Field List(std::string name, Field element);
+// List(name, Double("number").Range(lo, hi)): a list of finite numbers in [lo, hi].
+Field NumberList(std::string name, double lo, double hi);
+// List(name, Int("integer").Range(lo, hi)): a list of integers in [lo, hi]
+// (integral floats such as 3.0 are accepted, as for Int).
+Field IntList(std::string name, int64_t lo, int64_t hi);
 Field Enum(std::string name, std::vector<std::string> values);
 Field Object(std::string name, std::vector<Field> fields);
 // An object whose allowed keys depend on the enum field `discriminator`

@@ -18,15 +18,21 @@ Field ModelSchema() {
       Int("hidden_dim").Default(512).Range(1, 65536).Doc("SimCLR projection hidden size"),
   });
   // Families engineer: keys of worker/science/families/{alltnn,v1resnet,expansion}.h.
-  // Per-layer lists (alltnn `layers`, `layer_factors`; v1resnet `blocks`) are
-  // accepted by the worker's parsers but have no list-of-numbers schema type
-  // here; YAML experiments pick a preset instead.
   f.Variant("alltnn", {
       Int("num_classes").Default(0).Range(0, 100000)
           .Doc("readout width; 0 = the number of classes of the dataset"),
       Enum("preset", {"full", "mini"}).Default("full")
           .Doc("full = the six LC layers of the paper at 150 px; mini = 3 layers at 32 px"),
       Int("image_size").Range(2, 4096).Doc("input side (default 150 full / 32 mini)"),
+      List("layers", Object("layer", {
+          Int("kernel").Default(3).Range(1, 64).Doc("LC/conv kernel side"),
+          Int("stride").Default(1).Range(1, 64).Doc("stride"),
+          Int("channels").Default(16).Range(1, 100000).Doc("output channels (a hypercolumn tile per position)"),
+          Bool("pool").Default(false).Doc("2x2 max-pool after the block"),
+      })).Length(1, 64)
+          .Doc("the LC layers, first to last, replacing the preset's (each output grid must stay >= 1 unit)"),
+      NumberList("layer_factors", 0, 1e9)
+          .Doc("per-layer smoothness factor f_l, one per layer (default all 1)"),
       Enum("layer_type", {"lc", "conv"}).Default("lc").Doc("conv = the CNN control (shared weights)"),
       Double("alpha").Default(10.0).Range(0, 1e9).Doc("smoothness loss weight; 0 = the LCN control"),
       Bool("circular").Default(true).Doc("sheet wraps around for neighbour pairs"),
@@ -52,6 +58,8 @@ Field ModelSchema() {
       Int("width_divisor").Default(1).Range(1, 16).Doc("8 = the ResNet-mini widths"),
       Enum("depth", {"resnet50", "mini"}).Default("resnet50")
           .Doc("blocks per stage: resnet50 = [3,4,6,3], mini = [3,1,1,1]"),
+      IntList("blocks", 1, 64).Length(4)
+          .Doc("explicit blocks per stage, overriding depth (the LC variants need 3 in layer1)"),
       Enum("dog_mode", {"clean", "reference"}).Default("clean").Doc("DoG kernel formula"),
       Enum("polar_outer_fill", {"nearest", "zero"}).Default("nearest")
           .Doc("empty peripheral polar sectors: nearest sector's mask, or zero (reference)"),
@@ -76,6 +84,16 @@ Field ModelSchema() {
       Int("seed").Default(42).Range(0, 2147483647).Doc("seed of every random weight"),
   });
   f.Doc("the network; stages may override keys (a different family replaces the whole block)");
+  // alltnn: one layer factor per layer (of `layers`, else of the preset).
+  f.Check([](const Json& m) -> std::string {
+    if (m.value("family", "") != "alltnn" || !m.contains("layer_factors")) return "";
+    const size_t layers = m.contains("layers") ? m["layers"].size() : (m.value("preset", "full") == "mini" ? 3 : 6);
+    const size_t factors = m["layer_factors"].size();
+    if (factors == layers) return "";
+    return ".layer_factors: must have " + std::to_string(layers) + " items (one per layer" +
+           (m.contains("layers") ? "" : " of preset " + m.value("preset", std::string("full"))) + "), got " +
+           std::to_string(factors);
+  });
   return f;
 }
 

@@ -3,6 +3,21 @@
 #include "proto/config/schema.h"
 
 namespace topolab::config {
+namespace {
+
+// Keys of optimizer.name adam and adamw (torch.optim.Adam/AdamW's betas, eps).
+std::vector<Field> AdamFields() {
+  Field betas = NumberList("betas", 0, 1).Length(2).Default(Json::array({0.9, 0.999}))
+      .Doc("[beta1, beta2]: decay rates of the first and second moment estimates");
+  betas.items[0].Below(1);  // beta = 1 divides by zero in the bias correction
+  return {
+      betas,
+      Double("eps").Default(1e-8).Positive().Max(1)
+          .Doc("added to the denominator (All-TNN's paper value: 1e-7)"),
+  };
+}
+
+}  // namespace
 
 KindSchema TrainSchema() {
   KindSchema k;
@@ -13,16 +28,30 @@ KindSchema TrainSchema() {
       Int("epochs").Default(1).Range(1, 100000).Doc("passes over the training set"),
       Int("max_steps").Default(0).Min(0).Doc("stop after this many optimizer steps (0 = no cap)"),
       Int("batch_size").Default(64).Range(1, 65536).Doc("images per step"),
-      Object("optimizer", {
+      TaggedObject("optimizer", "name", {
+          Enum("name", {"sgd", "adam", "adamw"}).Default("sgd")
+              .Doc("sgd (momentum, nesterov) | adam (weight_decay as L2 added to the gradient) | adamw "
+                   "(decoupled weight decay: p -= lr * weight_decay * p)"),
           Double("lr").Default(0.1).Positive().Max(100).Doc("base (peak) learning rate"),
+          Double("weight_decay").Default(1e-4).Range(0, 1)
+              .Doc("weight decay (sgd, adam: L2 added to the gradient; adamw: decoupled)"),
+          Bool("weight_decay_bn").Default(false)
+              .Doc("also decay normalisation-layer (BatchNorm, LayerNorm) weights and biases"),
+          Double("clip_grad_norm").Default(0.0).Range(0, 1e12)
+              .Doc("clip the total L2 norm of all gradients to this before each step (0 = off); "
+                   "when on, the pre-clip norm is reported as metric grad_norm"),
+      }).Variant("sgd", {
           Double("momentum").Default(0.9).Range(0, 1).Doc("SGD momentum"),
           Bool("nesterov").Default(false).Doc("Nesterov momentum (needs momentum > 0)"),
-          Double("weight_decay").Default(1e-4).Range(0, 1).Doc("L2 weight decay"),
-          Bool("weight_decay_bn").Default(false)
-              .Doc("also decay normalisation-layer (BatchNorm) weights and biases"),
-      }).Doc("SGD settings"),
-      Enum("lr_schedule", {"cosine", "constant"}).Default("cosine")
-          .Doc("learning-rate schedule, updated every step (cosine: lr -> min_lr over all steps)"),
+      }).Variant("adam", AdamFields()).Variant("adamw", AdamFields())
+          .Doc("optimizer settings; the keys after `name` depend on it"),
+      Enum("lr_schedule", {"cosine", "constant", "multistep"}).Default("cosine")
+          .Doc("learning-rate schedule, updated every step (cosine: lr -> min_lr over all steps; "
+               "multistep: lr * lr_gamma^(milestones passed))"),
+      NumberList("lr_milestones", 0, 1e6).Increasing().Length(0, 1000).Default(Json::array())
+          .Doc("multistep: epochs (fractions allowed) at which lr is multiplied by lr_gamma; milestone m "
+               "applies from step ceil(m * steps_per_epoch); empty = no decay"),
+      Double("lr_gamma").Default(0.1).Positive().Max(1).Doc("multistep decay factor"),
       Double("min_lr").Default(0.0).Range(0, 100).Doc("cosine schedule's final learning rate"),
       Int("warmup_steps").Default(0).Min(0).Doc("linear warm-up steps before the schedule"),
       Bool("hflip").Default(false).Doc("random horizontal flips of training images (supervised)"),

@@ -146,6 +146,72 @@ std::vector<BadCase> BadCases() {
       {"ParserDepthLimit", "name: x\nstages: " + std::string(5000, '[') + std::string(5000, ']') + "\n",
        "yaml: line 2, column "},
       {"ControlCharInString", "name: \"a\\tb\"\nstages:\n" + train, "name: must not contain control characters"},
+      // Optimizers, schedules and list-of-number keys (kList).
+      {"OptimizerNameUnknown", Doc("  - {id: a, kind: train, optimizer: {name: rmsprop}}\n"),
+       "stages[0].optimizer.name: must be one of \"sgd\", \"adam\", \"adamw\", got \"rmsprop\""},
+      {"BetasTooShort", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: [0.9]}}\n"),
+       "stages[0].optimizer.betas: must have 2 items, got 1"},
+      {"BetasTooLong", Doc("  - {id: a, kind: train, optimizer: {name: adamw, betas: [0.9, 0.99, 0.999]}}\n"),
+       "stages[0].optimizer.betas: must have 2 items, got 3"},
+      {"BetaOne", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: [0.9, 1]}}\n"),
+       "stages[0].optimizer.betas[1]: must be a number in [0, 1), got 1"},
+      {"BetaNegative", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: [-0.1, 0.9]}}\n"),
+       "stages[0].optimizer.betas[0]: must be a number in [0, 1), got -0.1"},
+      {"BetaString", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: [0.9, fast]}}\n"),
+       "stages[0].optimizer.betas[1]: must be a number in [0, 1), got \"fast\""},
+      {"BetaQuotedNumber", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: [\"0.9\", 0.99]}}\n"),
+       "stages[0].optimizer.betas[0]: must be a number in [0, 1), got \"0.9\""},
+      {"BetaMissingItem", Doc("  - id: a\n    kind: train\n    optimizer:\n      name: adam\n      betas:\n"
+                              "        - 0.9\n        -\n"),
+       "stages[0].optimizer.betas[1]: must be a number, got nothing"},
+      {"BetasNotList", Doc("  - {id: a, kind: train, optimizer: {name: adam, betas: 0.9}}\n"),
+       "stages[0].optimizer.betas: must be a list of 2 numbers, got 0.9"},
+      {"BetasWithSgd", Doc("  - {id: a, kind: train, optimizer: {betas: [0.9, 0.99]}}\n"),
+       "stages[0].optimizer.betas: unknown key"},
+      {"MomentumWithAdam", Doc("  - {id: a, kind: train, optimizer: {name: adam, momentum: 0.9}}\n"),
+       "stages[0].optimizer.momentum: unknown key"},
+      {"EpsZero", Doc("  - {id: a, kind: train, optimizer: {name: adam, eps: 0}}\n"),
+       "stages[0].optimizer.eps: must be a positive number (at most 1), got 0"},
+      {"ClipNegative", Doc("  - {id: a, kind: train, optimizer: {clip_grad_norm: -1}}\n"),
+       "stages[0].optimizer.clip_grad_norm: must be a number in [0, "},
+      {"LrScheduleStep", Doc("  - {id: a, kind: train, lr_schedule: step}\n"),
+       "stages[0].lr_schedule: must be one of \"cosine\", \"constant\", \"multistep\", got \"step\""},
+      {"MilestonesDecreasing", Doc("  - {id: a, kind: train, lr_schedule: multistep, lr_milestones: [80, 60]}\n"),
+       "stages[0].lr_milestones[1]: must be greater than the item before it (80.0), got 60.0"},
+      {"MilestonesRepeated", Doc("  - {id: a, kind: train, lr_milestones: [60, 60]}\n"),
+       "stages[0].lr_milestones[1]: must be greater than the item before it"},
+      {"MilestoneNegative", Doc("  - {id: a, kind: train, lr_milestones: [-1]}\n"),
+       "stages[0].lr_milestones[0]: must be a number in [0, 1000000], got -1"},
+      {"MilestonesNotList", Doc("  - {id: a, kind: train, lr_milestones: 60}\n"),
+       "stages[0].lr_milestones: must be a list of at most 1000 numbers, got 60"},
+      {"LrGammaZero", Doc("  - {id: a, kind: train, lr_gamma: 0}\n"),
+       "stages[0].lr_gamma: must be a positive number (at most 1), got 0"},
+      {"AlltnnLayersEmpty", Doc(train, "model: {family: alltnn, layers: []}\n"),
+       "model.layers: must have 1 to 64 items, got 0"},
+      {"AlltnnLayerNotMapping", Doc(train, "model: {family: alltnn, layers: [3]}\n"),
+       "model.layers[0]: must be a mapping, got 3"},
+      {"AlltnnLayerUnknownKey", Doc(train, "model: {family: alltnn, layers: [{kernel: 3, chanels: 8}]}\n"),
+       "model.layers[0].chanels: unknown key (did you mean \"channels\"?)"},
+      {"AlltnnLayerKernelZero", Doc(train, "model: {family: alltnn, layers: [{kernel: 3}, {kernel: 0}]}\n"),
+       "model.layers[1].kernel: must be a positive integer (at most 64), got 0"},
+      {"AlltnnLayerPoolNotBool", Doc(train, "model: {family: alltnn, layers: [{pool: 2}]}\n"),
+       "model.layers[0].pool: must be true or false, got 2"},
+      {"AlltnnLayerFactorsPresetCount", Doc(train, "model: {family: alltnn, preset: mini, layer_factors: [1, 1]}\n"),
+       "model.layer_factors: must have 3 items (one per layer of preset mini), got 2"},
+      {"AlltnnLayerFactorsLayersCount",
+       Doc(train, "model: {family: alltnn, layers: [{kernel: 3}, {kernel: 3}], layer_factors: [1, 1, 1]}\n"),
+       "model.layer_factors: must have 2 items (one per layer), got 3"},
+      {"AlltnnLayerFactorNegative", Doc(train, "model: {family: alltnn, preset: mini, layer_factors: [1, -1, 1]}\n"),
+       "model.layer_factors[1]: must be a number in [0, 1000000000], got -1"},
+      {"AlltnnLayerFactorsStageOverride",
+       Doc("  - {id: a, kind: train, model: {layer_factors: [1]}}\n", "model: {family: alltnn, preset: mini}\n"),
+       "stages[0].model.layer_factors: must have 3 items (one per layer of preset mini), got 1"},
+      {"V1BlocksWrongLength", Doc(train, "model: {family: v1resnet, blocks: [3, 1, 1]}\n"),
+       "model.blocks: must have 4 items, got 3"},
+      {"V1BlocksFraction", Doc(train, "model: {family: v1resnet, blocks: [3, 1.5, 1, 1]}\n"),
+       "model.blocks[1]: must be a positive integer (at most 64), got 1.5"},
+      {"V1BlocksZero", Doc(train, "model: {family: v1resnet, blocks: [3, 0, 1, 1]}\n"),
+       "model.blocks[1]: must be a positive integer (at most 64), got 0"},
   };
 }
 
@@ -551,6 +617,98 @@ TEST(JobSpecTest, AJobSpecFromAnExperimentParsesToItself) {
 
 TEST(JobSpecTest, KnownKinds) {
   EXPECT_EQ(KnownJobKinds(), (std::vector<std::string>{"train", "swapopt", "extract", "analyze", "sleep"}));
+}
+
+TEST(ExperimentConfigTest, AdamOptimizerNormalisedWithItsOwnKeys) {
+  auto a = ParseExperimentYaml(Doc("  - {id: a, kind: train, optimizer: {name: adam, eps: 1.0e-7, "
+                                   "clip_grad_norm: 500}}\n  - {id: b, kind: train}\n"
+                                   "  - {id: c, kind: train, optimizer: {name: adamw, betas: [0.5, 0.75]}}\n"),
+                               Opts());
+  ASSERT_OK(a);
+  const Json& adam = a->stages[0].job_spec["optimizer"];
+  EXPECT_EQ(adam["name"], "adam");
+  EXPECT_EQ(adam["betas"], Json::array({0.9, 0.999}));
+  EXPECT_DOUBLE_EQ(adam["eps"].get<double>(), 1e-7);
+  EXPECT_DOUBLE_EQ(adam["clip_grad_norm"].get<double>(), 500.0);
+  EXPECT_FALSE(adam.contains("momentum"));
+  EXPECT_FALSE(adam.contains("nesterov"));
+  const Json& sgd = a->stages[1].job_spec["optimizer"];
+  EXPECT_EQ(sgd["name"], "sgd");
+  EXPECT_DOUBLE_EQ(sgd["momentum"].get<double>(), 0.9);
+  EXPECT_DOUBLE_EQ(sgd["clip_grad_norm"].get<double>(), 0.0);
+  EXPECT_FALSE(sgd.contains("betas"));
+  EXPECT_FALSE(sgd.contains("eps"));
+  EXPECT_EQ(a->stages[1].job_spec["lr_milestones"], Json::array());
+  EXPECT_DOUBLE_EQ(a->stages[1].job_spec["lr_gamma"].get<double>(), 0.1);
+  EXPECT_EQ(a->stages[2].job_spec["optimizer"]["betas"], Json::array({0.5, 0.75}));
+}
+
+TEST(ExperimentConfigTest, MultistepMilestonesAcceptIntegersAndFractions) {
+  auto a = ParseExperimentYaml(
+      Doc("  - {id: a, kind: train, lr_schedule: multistep, lr_milestones: [0.5, 60, 80], lr_gamma: 0.2}\n"), Opts());
+  ASSERT_OK(a);
+  const Json& j = a->stages[0].job_spec;
+  EXPECT_EQ(j["lr_schedule"], "multistep");
+  ASSERT_EQ(j["lr_milestones"].size(), 3u);
+  EXPECT_DOUBLE_EQ(j["lr_milestones"][0].get<double>(), 0.5);
+  EXPECT_TRUE(j["lr_milestones"][1].is_number_float()) << "numbers are stored as double";
+  EXPECT_DOUBLE_EQ(j["lr_milestones"][2].get<double>(), 80.0);
+}
+
+TEST(ExperimentConfigTest, AlltnnLayersAndV1BlocksAccepted) {
+  auto a = ParseExperimentYaml(
+      Doc("  - {id: t, kind: train}\n  - {id: u, kind: train, model: {family: v1resnet, blocks: [3.0, 1, 2, 1]}}\n",
+          "model:\n  family: alltnn\n  image_size: 32\n  layers:\n    - {kernel: 5, stride: 2, channels: 16, pool: true}\n"
+          "    - {kernel: 3, channels: 25}\n  layer_factors: [1, 0.5]\n"),
+      Opts());
+  ASSERT_OK(a);
+  const Json& m = a->stages[0].job_spec["model"];
+  ASSERT_EQ(m["layers"].size(), 2u);
+  EXPECT_EQ(m["layers"][0], (Json{{"kernel", 5}, {"stride", 2}, {"channels", 16}, {"pool", true}}));
+  // Each layer's missing keys get the worker's defaults.
+  EXPECT_EQ(m["layers"][1], (Json{{"kernel", 3}, {"stride", 1}, {"channels", 25}, {"pool", false}}));
+  EXPECT_EQ(m["layer_factors"], Json::array({1.0, 0.5}));
+  EXPECT_EQ(a->stages[1].job_spec["model"]["blocks"], Json::array({3, 1, 2, 1}));
+  EXPECT_TRUE(a->stages[1].job_spec["model"]["blocks"][0].is_number_integer());
+  // Without the keys the preset decides: nothing is filled in.
+  auto b = ParseExperimentYaml(Doc("  - {id: t, kind: train}\n", "model: {family: alltnn, preset: mini}\n"), Opts());
+  ASSERT_OK(b);
+  EXPECT_FALSE(b->stages[0].job_spec["model"].contains("layers"));
+  EXPECT_FALSE(b->stages[0].job_spec["model"].contains("layer_factors"));
+  // layer_factors matching the preset's layer count.
+  EXPECT_OK(ParseExperimentYaml(
+      Doc("  - {id: t, kind: train}\n", "model: {family: alltnn, layer_factors: [1, 1, 1, 1, 1, 2]}\n"), Opts()));
+}
+
+TEST(SchemaTest, ListFieldsValidateDirectly) {
+  Field f = IntList("sizes", 1, 10).Length(2, 3).Increasing();
+  Json out;
+  ASSERT_OK(ValidateValue(f, RawJson::array({1, 4.0}), "x", ValidateContext{}, &out));
+  EXPECT_EQ(out, Json::array({1, 4}));
+  EXPECT_EQ(ValidateValue(f, RawJson::array({4, 4}), "x", ValidateContext{}, &out).message(),
+            "x[1]: must be greater than the item before it (4), got 4");
+  EXPECT_EQ(ValidateValue(f, RawJson::array({1, 2, 3, 4}), "x", ValidateContext{}, &out).message(),
+            "x: must have 2 to 3 items, got 4");
+  EXPECT_EQ(ValidateValue(f, RawJson("a"), "x", ValidateContext{}, &out).message(),
+            "x: must be a list of 2 to 3 integers, got \"a\"");
+  Field g = NumberList("w", 0, 1).Length(1, 4096);
+  EXPECT_EQ(ValidateValue(g, RawJson::array(), "w", ValidateContext{}, &out).message(), "w: must not be empty");
+  EXPECT_EQ(ValidateValue(g, RawJson::array({0.5, 2}), "w", ValidateContext{}, &out).message(),
+            "w[1]: must be a number in [0, 1], got 2");
+}
+
+TEST(SchemaTest, DescribeListsTheirElements) {
+  const std::string d = DescribeFields(TrainSchema().fields, 0);
+  EXPECT_NE(d.find("betas: list of 2 numbers, default [0.9,0.999] (each a number in [0, 1))"), std::string::npos) << d;
+  EXPECT_NE(d.find("when name = adamw:"), std::string::npos) << d;
+  EXPECT_NE(d.find("lr_milestones: list of at most 1000 numbers, default [] (each a number in [0, 1000000], "
+                   "increasing)"),
+            std::string::npos)
+      << d;
+  const std::string m = DescribeFields({ModelSchema()}, 0);
+  EXPECT_NE(m.find("layers: list of 1 to 64 mappings"), std::string::npos) << m;
+  EXPECT_NE(m.find("\n      kernel: int, default 3 (a positive integer (at most 64))"), std::string::npos) << m;
+  EXPECT_NE(m.find("blocks: list of 4 integers (each a positive integer (at most 64))"), std::string::npos) << m;
 }
 
 TEST(SchemaTest, DescribeMentionsDefaultsAndDocs) {

@@ -13,6 +13,9 @@
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
 #include "absl/status/status.h"
@@ -54,6 +57,12 @@ std::string StepCheckpointName(int64_t step) {
 // unless weight_decay_bn is set (OFFICIAL TDANN config: not applied to BN).
 bool IsNormLayer(const torch::nn::Module& m) { return m.name().find("Norm") != std::string::npos; }
 
+// Names an optimizer class for MakeOptimizer's generic builder.
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
 // The run's fixed context, computed once.
 struct RunSetup {
   TrainOptions options;
@@ -61,7 +70,7 @@ struct RunSetup {
   std::unique_ptr<sci::ImageDataset> train;
   std::unique_ptr<sci::ImageDataset> test;
   std::shared_ptr<sci::VisionModel> model;
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<TrainObjective> objective;
   std::vector<std::unique_ptr<LossTerm>> terms;
   int64_t steps_per_epoch = 0;
@@ -133,20 +142,7 @@ absl::Status TrainJob::Setup(JobContext& ctx, RunSetup* run) {
   run->model = std::move(*model);
   run->model->to(run->device);
 
-  std::vector<at::Tensor> decayed, not_decayed;
-  for (const auto& item : run->model->named_modules()) {
-    const bool norm = !o.weight_decay_bn && IsNormLayer(*item.value());
-    for (auto& p : item.value()->parameters(/*recurse=*/false)) (norm ? not_decayed : decayed).push_back(p);
-  }
-  auto sgd = [&](double wd) {
-    return torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(wd);
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decayed, std::make_unique<torch::optim::SGDOptions>(sgd(o.weight_decay)));
-  if (!not_decayed.empty()) {
-    groups.emplace_back(not_decayed, std::make_unique<torch::optim::SGDOptions>(sgd(0.0)));
-  }
-  run->optimizer = std::make_unique<torch::optim::SGD>(std::move(groups), sgd(o.weight_decay));
+  run->optimizer = MakeOptimizer(o, *run->model);
 
   absl::StatusOr<std::unique_ptr<TrainObjective>> objective = MakeObjective(o, ctx.spec);
   if (!objective.ok()) return objective.status();
@@ -287,10 +283,8 @@ absl::Status TrainJob::Run(JobContext& ctx) {
     batch.step = step;
     batch.generator = &step_gen;
 
-    const double lr = LearningRateAt(o, step, run.total_steps);
-    for (auto& group : run.optimizer->param_groups()) {
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-    }
+    const double lr = LearningRateAt(o, step, run.total_steps, run.steps_per_epoch);
+    for (auto& group : run.optimizer->param_groups()) group.options().set_lr(lr);
     run.optimizer->zero_grad();
     StepLoss r = run.objective->Compute(*run.model, batch);
     at::Tensor loss = r.loss;
@@ -300,6 +294,13 @@ absl::Status TrainJob::Run(JobContext& ctx) {
       loss = loss + aux;
     }
     loss.backward();
+    if (o.clip_grad_norm > 0) {
+      std::vector<at::Tensor> params;
+      for (const auto& group : run.optimizer->param_groups()) {
+        params.insert(params.end(), group.params().begin(), group.params().end());
+      }
+      r.scalars["grad_norm"] = torch::nn::utils::clip_grad_norm_(params, o.clip_grad_norm);
+    }
     run.optimizer->step();
     ++step;
 
@@ -431,16 +432,63 @@ absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& spec) {
   if (s = get_int(spec, top, "epochs", 1, &o.epochs); !s.ok()) return s;
   if (s = get_int(spec, top, "max_steps", 0, &o.max_steps); !s.ok()) return s;
   if (s = get_int(spec, top, "batch_size", 1, &o.batch_size); !s.ok()) return s;
+  // A list of finite numbers in [lo, hi) (hi_open) or [lo, hi]; `size` 0 = any length.
+  auto get_number_list = [&](const nlohmann::json& section, const std::string& prefix, const char* key,
+                             size_t size, double lo, double hi, bool hi_open,
+                             std::vector<double>* out) -> absl::Status {
+    if (!has(section, key)) return absl::OkStatus();
+    const auto& v = section[key];
+    const std::string range = absl::StrCat("[", lo, ", ", hi, hi_open ? ")" : "]");
+    if (!v.is_array() || (size > 0 && v.size() != size)) {
+      return KeyError(prefix + key, absl::StrCat("must be a list of ", size > 0 ? absl::StrCat(size, " ") : "",
+                                                 "numbers in ", range));
+    }
+    std::vector<double> values;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const double x = v[i].is_number() ? v[i].get<double>() : std::nan("");
+      if (!std::isfinite(x) || x < lo || (hi_open ? x >= hi : x > hi)) {
+        return KeyError(absl::StrCat(prefix, key, "[", i, "]"), absl::StrCat("must be a number in ", range));
+      }
+      values.push_back(x);
+    }
+    *out = std::move(values);
+    return absl::OkStatus();
+  };
+  if (s = get_string(opt, op, "name", &o.optimizer); !s.ok()) return s;
+  if (o.optimizer != "sgd" && o.optimizer != "adam" && o.optimizer != "adamw") {
+    return KeyError("optimizer.name", absl::StrCat("must be sgd, adam or adamw, got '", o.optimizer, "'"));
+  }
   if (s = get_double(opt, op, "lr", &o.lr); !s.ok()) return s;
   if (s = get_double(opt, op, "momentum", &o.momentum); !s.ok()) return s;
   if (s = get_bool(opt, op, "nesterov", &o.nesterov); !s.ok()) return s;
-  if (o.nesterov && o.momentum <= 0) return KeyError("optimizer.nesterov", "requires momentum > 0");
+  if (o.optimizer == "sgd" && o.nesterov && o.momentum <= 0) {
+    return KeyError("optimizer.nesterov", "requires momentum > 0");
+  }
+  std::vector<double> betas = {o.beta1, o.beta2};
+  if (s = get_number_list(opt, op, "betas", 2, 0.0, 1.0, /*hi_open=*/true, &betas); !s.ok()) return s;
+  o.beta1 = betas[0];
+  o.beta2 = betas[1];
+  if (s = get_double(opt, op, "eps", &o.eps); !s.ok()) return s;
+  if (o.eps <= 0) return KeyError("optimizer.eps", "must be a positive number");
   if (s = get_double(opt, op, "weight_decay", &o.weight_decay); !s.ok()) return s;
   if (s = get_bool(opt, op, "weight_decay_bn", &o.weight_decay_bn); !s.ok()) return s;
+  if (s = get_double(opt, op, "clip_grad_norm", &o.clip_grad_norm); !s.ok()) return s;
   if (s = get_string(spec, top, "lr_schedule", &o.lr_schedule); !s.ok()) return s;
-  if (o.lr_schedule != "cosine" && o.lr_schedule != "constant") {
-    return KeyError("lr_schedule", absl::StrCat("must be cosine or constant, got '", o.lr_schedule, "'"));
+  if (o.lr_schedule != "cosine" && o.lr_schedule != "constant" && o.lr_schedule != "multistep") {
+    return KeyError("lr_schedule",
+                    absl::StrCat("must be cosine, constant or multistep, got '", o.lr_schedule, "'"));
   }
+  if (s = get_number_list(spec, top, "lr_milestones", 0, 0.0, 1e6, /*hi_open=*/false, &o.lr_milestones);
+      !s.ok()) {
+    return s;
+  }
+  for (size_t i = 1; i < o.lr_milestones.size(); ++i) {
+    if (o.lr_milestones[i] <= o.lr_milestones[i - 1]) {
+      return KeyError(absl::StrCat("lr_milestones[", i, "]"), "must be greater than the item before it");
+    }
+  }
+  if (s = get_double(spec, top, "lr_gamma", &o.lr_gamma); !s.ok()) return s;
+  if (o.lr_gamma <= 0) return KeyError("lr_gamma", "must be a positive number");
   if (s = get_double(spec, top, "min_lr", &o.min_lr); !s.ok()) return s;
   if (s = get_int(spec, top, "warmup_steps", 0, &o.warmup_steps); !s.ok()) return s;
   if (s = get_bool(spec, top, "hflip", &o.hflip); !s.ok()) return s;
@@ -454,15 +502,62 @@ absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& spec) {
   return o;
 }
 
-double LearningRateAt(const TrainOptions& o, int64_t step, int64_t total_steps) {
+int64_t MilestoneStep(double epochs, int64_t steps_per_epoch) {
+  const double x = epochs * static_cast<double>(steps_per_epoch);
+  const double nearest = std::round(x);
+  if (std::fabs(x - nearest) <= 1e-9 * std::max(1.0, std::fabs(x))) return static_cast<int64_t>(nearest);
+  return static_cast<int64_t>(std::ceil(x));
+}
+
+double LearningRateAt(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
   if (o.warmup_steps > 0 && step < o.warmup_steps) {
     return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
   }
   if (o.lr_schedule == "constant") return o.lr;
+  if (o.lr_schedule == "multistep") {
+    double lr = o.lr;
+    for (double m : o.lr_milestones) {
+      if (step >= MilestoneStep(m, steps_per_epoch)) lr *= o.lr_gamma;
+    }
+    return lr;
+  }
   const int64_t span = total_steps - o.warmup_steps;
   if (span <= 0) return o.lr;
   const double t = static_cast<double>(step - o.warmup_steps) / static_cast<double>(span);
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(kPi * std::clamp(t, 0.0, 1.0)));
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const TrainOptions& o, torch::nn::Module& model) {
+  std::vector<at::Tensor> decayed, not_decayed;
+  for (const auto& item : model.named_modules()) {
+    const bool norm = !o.weight_decay_bn && IsNormLayer(*item.value());
+    for (auto& p : item.value()->parameters(/*recurse=*/false)) (norm ? not_decayed : decayed).push_back(p);
+  }
+  // One options factory per optimizer; `wd` is the group's weight decay.
+  auto build = [&](auto make_options, auto tag) -> std::unique_ptr<torch::optim::Optimizer> {
+    using Options = decltype(make_options(0.0));
+    using Opt = typename decltype(tag)::type;
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decayed, std::make_unique<Options>(make_options(o.weight_decay)));
+    if (!not_decayed.empty()) groups.emplace_back(not_decayed, std::make_unique<Options>(make_options(0.0)));
+    return std::make_unique<Opt>(std::move(groups), make_options(o.weight_decay));
+  };
+  auto adam_like = [&](auto options, double wd) {
+    return options.betas(std::make_tuple(o.beta1, o.beta2)).eps(o.eps).weight_decay(wd).amsgrad(false);
+  };
+  if (o.optimizer == "adam") {
+    return build([&](double wd) { return adam_like(torch::optim::AdamOptions(o.lr), wd); },
+                 TypeTag<torch::optim::Adam>{});
+  }
+  if (o.optimizer == "adamw") {
+    return build([&](double wd) { return adam_like(torch::optim::AdamWOptions(o.lr), wd); },
+                 TypeTag<torch::optim::AdamW>{});
+  }
+  return build(
+      [&](double wd) {
+        return torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(wd);
+      },
+      TypeTag<torch::optim::SGD>{});
 }
 
 std::vector<fs::path> ListCheckpointsNewestFirst(const fs::path& dir) {

@@ -1,7 +1,8 @@
 // The `train` job kind: trains a VisionModel (model.family, ResNet-18 by
-// default) on an ImageDataset (data section) with SGD and a cosine or
-// constant learning rate, reporting metrics, writing checkpoints and resuming
-// from the newest one on a retried attempt.
+// default) on an ImageDataset (data section) with SGD, Adam or AdamW, an
+// optional gradient-norm clip and a cosine, constant or multistep learning
+// rate, reporting metrics, writing checkpoints and resuming from the newest
+// one on a retried attempt.
 //
 // Job spec keys (top level of the job spec, beside kind/id/seed/model/data;
 // defaults in parentheses — proto/config/schema_train.cc fills the same ones):
@@ -10,17 +11,31 @@
 //   max_steps        stop after this many steps; 0 = epochs*steps_per_epoch (0)
 //   batch_size       images per step (64); steps_per_epoch = floor(N/batch_size)
 //                    (the last partial batch of an epoch is dropped; at least 1)
-//   optimizer:       SGD settings
+//   optimizer:
+//     name           sgd | adam | adamw (sgd)
 //     lr             peak learning rate (0.1)
-//     momentum (0.9), nesterov (false)
-//     weight_decay (1e-4), weight_decay_bn (false: normalisation-layer
-//                    weights/biases get none, as the OFFICIAL TDANN config)
-//   lr_schedule      cosine | constant (cosine): per step,
-//                    lr(t) = min_lr + (lr - min_lr)(1 + cos(pi t))/2 with
+//     sgd:   momentum (0.9), nesterov (false)
+//     adam, adamw: betas ([0.9, 0.999], each in [0, 1)), eps (1e-8; All-TNN's
+//                    paper uses 1e-7) — torch::optim::Adam / AdamW, amsgrad off
+//     weight_decay (1e-4): sgd and adam add weight_decay * p to the gradient
+//                    (L2); adamw decays decoupled, p -= lr * weight_decay * p
+//     weight_decay_bn (false: normalisation-layer weights/biases get none, as
+//                    the OFFICIAL TDANN config; for every optimizer)
+//     clip_grad_norm (0 = off): before each step the gradients of all
+//                    optimised parameters are scaled so their total L2 norm
+//                    is at most this (torch::nn::utils::clip_grad_norm_); the
+//                    pre-clip norm is then reported as metric grad_norm
+//   lr_schedule      cosine | constant | multistep (cosine): per step,
+//                    cosine: lr(t) = min_lr + (lr - min_lr)(1 + cos(pi t))/2 with
 //                    t = (step - warmup_steps)/(total_steps - warmup_steps), so
 //                    step 0 uses lr and min_lr is reached after the last step;
+//                    multistep: lr * lr_gamma^k, k = the number of milestones m
+//                    (lr_milestones, in epochs, fractions allowed) with
+//                    step >= m * steps_per_epoch (rounded up to a step; counted
+//                    from step 0, warm-up included) — PyTorch's MultiStepLR
+//                    stepped once per epoch, for integral milestones;
 //                    the first warmup_steps ramp linearly: lr*(step+1)/warmup_steps
-//   min_lr (0), warmup_steps (0)
+//   min_lr (0), warmup_steps (0), lr_milestones ([]), lr_gamma (0.1)
 //   hflip            random horizontal flips of the train images (false)
 //   log_every        metrics + a log line every N steps (10)
 //   checkpoint_every checkpoint every N steps; 0 = only the final one (100)
@@ -47,13 +62,15 @@
 // Metrics reported every log_every steps: loss (mean total loss over the
 // window), accuracy (mean train-batch accuracy), task_loss and any loss-term
 // scalars, lr (of the window's last step), epoch (steps / steps_per_epoch),
-// img_per_s (window wall-clock throughput); at the end test_loss,
+// img_per_s (window wall-clock throughput), grad_norm (with clip_grad_norm:
+// mean pre-clip total gradient norm over the window); at the end test_loss,
 // test_accuracy, test_images on the first eval_batches test batches.
 // Checkpoint meta (see science/models/checkpoint.h): kind, model, data,
 // seed, class_names, epoch, steps_per_epoch, total_steps, image_size.
 //
 // Resume: if resume_dir/checkpoints/ holds step_*.pt (or final.pt), training
-// restarts from the newest readable one (model, optimizer, step; every random
+// restarts from the newest readable one (model, optimizer state — SGD
+// momentum buffers, Adam moments and step counts —, step; every random
 // draw of a step is a function of (seed, step), so no RNG state is needed) and
 // logs "resumed from step N". An unreadable checkpoint is logged and skipped.
 #ifndef TOPOLAB_WORKER_JOBS_TRAIN_TRAIN_JOB_H_
@@ -67,6 +84,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 
 #include "absl/status/statusor.h"
 #include "worker/jobs/job.h"
@@ -79,14 +98,21 @@ struct TrainOptions {
   int64_t epochs = 1;
   int64_t max_steps = 0;
   int64_t batch_size = 64;
+  std::string optimizer = "sgd";  // sgd | adam | adamw
   double lr = 0.1;
-  std::string lr_schedule = "cosine";
+  std::string lr_schedule = "cosine";  // cosine | constant | multistep
   double min_lr = 0.0;
   int64_t warmup_steps = 0;
-  double momentum = 0.9;
-  bool nesterov = false;
+  std::vector<double> lr_milestones;  // multistep: epochs, increasing
+  double lr_gamma = 0.1;
+  double momentum = 0.9;        // sgd
+  bool nesterov = false;        // sgd
+  double beta1 = 0.9;           // adam, adamw
+  double beta2 = 0.999;         // adam, adamw
+  double eps = 1e-8;            // adam, adamw
   double weight_decay = 1e-4;
   bool weight_decay_bn = false;
+  double clip_grad_norm = 0.0;  // 0 = off
   bool hflip = false;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;
@@ -100,8 +126,24 @@ struct TrainOptions {
 // InvalidArgument names the key ("optimizer.lr: must be a non-negative number").
 absl::StatusOr<TrainOptions> ParseTrainOptions(const nlohmann::json& job_spec);
 
-// Learning rate at `step` (0-based) of `total_steps`.
-double LearningRateAt(const TrainOptions& options, int64_t step, int64_t total_steps);
+// Learning rate at `step` (0-based) of `total_steps`, with `steps_per_epoch`
+// steps per epoch (used by multistep's milestones). REQUIRES: steps_per_epoch >= 1.
+double LearningRateAt(const TrainOptions& options, int64_t step, int64_t total_steps,
+                      int64_t steps_per_epoch);
+
+// The first step at which a multistep milestone of `epochs` applies:
+// ceil(epochs * steps_per_epoch), where a product within 1e-9 (relative) of
+// an integer counts as that integer (0.3 epochs x 10 steps = step 3).
+int64_t MilestoneStep(double epochs, int64_t steps_per_epoch);
+
+// The optimizer of `options` (name, lr, betas/eps or momentum/nesterov,
+// weight decay) over `model`'s parameters in two groups: normalisation-layer
+// (module name containing "Norm") weights and biases get no weight decay
+// unless weight_decay_bn; every other parameter gets weight_decay. The group
+// without decay is left out when empty. The lr of each group is set per step
+// by the train loop (Optimizer options' set_lr).
+// REQUIRES: options as returned by ParseTrainOptions.
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const TrainOptions& options, torch::nn::Module& model);
 
 // Newest checkpoint under `dir` (final.pt wins over step files; then the
 // highest step_NNNNNNN.pt), or nullopt when there is none.
