@@ -172,10 +172,24 @@ void ScalarFigure(const std::string& path, const at::Tensor& map, const std::str
   });
 }
 
+// More categories than this get a hue bar instead of a named key.
+constexpr int64_t kMaxNamedCategories = 24;
+
 void CategoryFigure(const std::string& path, const at::Tensor& winner, const std::vector<std::string>& names,
                     const std::string& title, int side) {
   const int64_t n = static_cast<int64_t>(names.size());
   sci::WriteSheetCategoryPng(path, winner, n, side);
+  if (n > kMaxNamedCategories) {  // a hue bar by category index instead of names
+    Decorate(path, title, 40, [n](sci::Canvas& c, int x, int y, int w) {
+      ColourBar(c, x, y, w,
+                [n](double t) {
+                  const double k = std::min<double>(std::floor(t * n), static_cast<double>(n - 1));
+                  return sci::HsvToRgb(360.0 * k / n, 0.8, 0.95);
+                },
+                "0", "CATEGORY INDEX", std::to_string(n - 1));
+    });
+    return;
+  }
   // Key: one swatch + name per category, in columns that fit the width.
   size_t longest = 4;  // "NONE"
   for (const auto& s : names) longest = std::max(longest, s.size());
