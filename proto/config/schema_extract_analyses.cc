@@ -36,9 +36,84 @@ std::vector<Field> ExtraAnalysisFields() {
           Int("png_side").Default(320).Range(16, 4096).Doc("smallest side of a drawn sheet, px"),
       }).Doc("All-TNN sheet maps (analyses: [alltnn_maps]): orientation, category d', energy"),
       Object("corruption_robustness", {}).Doc("corruption robustness (analyses: [corruption_robustness])"),
-      Object("encoding", {}).Doc("encoding score on neural data (analyses: [encoding])"),
-      Object("pca", {}).Doc("PCA spectrum (analyses: [pca])"),
-      Object("linear_probe", {}).Doc("linear-probe classification (analyses: [linear_probe])"),
+      // encoding's input paths: absolute, or relative to the job's inputs
+      // folder and not leaving it (the worker checks existence: it knows that
+      // folder; PathCheck would stat a relative path against the wrong one).
+      [] {
+        auto InputPathCheck = [](const Json& v) -> std::string {
+          const std::string s = v.get<std::string>();
+          if (s.empty() || s[0] == '/') return "";
+          int depth = 0;
+          size_t i = 0;
+          while (i <= s.size()) {
+            size_t j = s.find('/', i);
+            if (j == std::string::npos) j = s.size();
+            const std::string part = s.substr(i, j - i);
+            if (part == "..") {
+              if (--depth < 0) return "relative path \"" + s + "\" leaves the job's inputs folder";
+            } else if (!part.empty() && part != ".") {
+              ++depth;
+            }
+            i = j + 1;
+          }
+          return depth == 0 ? "relative path \"" + s + "\" names the inputs folder itself" : "";
+        };
+        return Object("encoding", {
+            String("responses").Default("").Check(InputPathCheck)
+                .Doc("neural responses .npy [stimuli, units] (float/int; [N] = one unit); required with analyses: [encoding]. "
+                     "Absolute path on the worker, or relative to the job's inputs folder"),
+            String("images").Default("").Check(InputPathCheck)
+                .Doc("stimulus folder: every .png/.jpg/.jpeg under it, row i = i-th file in byte-wise order of its "
+                     "relative path (exactly one of images / stimuli_npy)"),
+            String("stimuli_npy").Default("").Check(InputPathCheck)
+                .Doc("stimuli .npy [N,H,W], [N,H,W,3] or [N,3,H,W]; uint8 0-255 or float 0-1; resized to image_size"),
+            String("ceiling").Default("").Check(InputPathCheck)
+                .Doc("optional per-unit noise ceiling .npy [units] (or one value), Pearson-r units: adds r / ceiling"),
+            String("test_indices").Default("").Check(InputPathCheck)
+                .Doc("optional .npy of test rows (a fixed split, as the Majaj-Hong/NSD id files); overrides folds"),
+            StringList("layers").Default(Json::array())
+                .Doc("layer names (or features) to score; empty = every layer of the model"),
+            Int("max_features").Default(20000).Min(0)
+                .Doc("average-pool a C x H x W map to C x s x s, s = floor(sqrt(max_features / C)) (>= 1) when "
+                     "larger; 0 = never pool"),
+            Object("alphas", {
+                Double("log10_min").Default(-10).Range(-30, 30).Doc("smallest penalty, log10"),
+                Double("log10_max").Default(9).Range(-30, 30).Doc("largest penalty, log10"),
+                Int("count").Default(20).Range(1, 1000).Doc("penalties, log-spaced"),
+            }).Doc("ridge penalties tried by leave-one-out (default: the reference's 10^-10 .. 10^9)"),
+            Enum("alpha_score", {"pearson", "mse"}).Default("pearson")
+                .Doc("LOO criterion: mean Pearson r over units (reference) or MSE (sklearn)"),
+            Int("folds").Default(0).Range(0, 1000)
+                .Check([](const Json& v) { return v.get<int64_t>() == 1 ? std::string("must be 0 or >= 2") : std::string(); })
+                .Doc("0 = one seeded train/test split (train_fraction); k >= 2 = k seeded folds, r averaged over folds"),
+            Double("train_fraction").Default(0.8).Range(0.01, 0.99).Doc("fraction of stimuli for training when folds: 0"),
+            Int("bootstrap").Default(1000).Range(0, 1000000).Doc("bootstrap resamples of held-out stimuli (0 = none)"),
+            Enum("bootstrap_axis", {"units", "stimuli"}).Default("units")
+                .Doc("bootstrap score: r per unit (docstrings) or per-stimulus pattern r (reference code)"),
+            Int("seed").Default(0).Min(0).Doc("seed of the split and the bootstrap"),
+        }).Doc("encoding score on neural data (analyses: [encoding]; models.md 2.2)");
+      }(),
+      Object("pca", {
+          StringList("layers").Default(Json::array()).Doc("layer names (or features); empty = every layer"),
+          Int("images").Default(1000).Min(0).Doc("images of the split (seeded subset; 0 = all)"),
+          Enum("split", {"test", "train"}).Default("test").Doc("split of the job's data"),
+          Int("seed").Default(0).Min(0).Doc("seed of the image subset"),
+          Int("max_features").Default(20000).Min(0).Doc("pooling rule as encoding.max_features"),
+          Int("spectrum_components").Default(100).Min(0).Doc("eigenvalues listed in pca.json (0 = all)"),
+          Int("fit_min_rank").Default(10).Min(1).Doc("power-law fit: first rank (1-based)"),
+          Int("fit_max_rank").Default(500).Min(1).Doc("power-law fit: last rank (clipped to the spectrum)"),
+      }).Doc("PCA spectrum and effective dimensionality (analyses: [pca]; models.md 2.3)"),
+      Object("linear_probe", {
+          StringList("layers").Default(Json::array({"features"})).Doc("layer names (or features) to probe"),
+          Int("train_images").Default(5000).Min(0).Doc("images of the data's train split (seeded subset; 0 = all)"),
+          Int("test_images").Default(1000).Min(0).Doc("images of the data's test split (seeded subset; 0 = all)"),
+          Int("seed").Default(0).Min(0).Doc("seed of the image subsets"),
+          Double("l2").Default(1e-4).Range(0, 1e6).Doc("L2 penalty (l2/2)*||W||^2 on the mean cross-entropy"),
+          Int("max_iter").Default(200).Range(1, 1000000).Doc("LBFGS iterations"),
+          Bool("standardize").Default(true).Doc("z-score features with the training mean/std"),
+          Int("pca_components").Default(0).Min(0).Doc("> 0: project on that many training PCs first (0 = off)"),
+          Int("max_features").Default(20000).Min(0).Doc("pooling rule as encoding.max_features (maps only)"),
+      }).Doc("logistic-regression probe on frozen features (analyses: [linear_probe]; models.md 2.3)"),
   };
 }
 

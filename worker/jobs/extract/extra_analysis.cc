@@ -9,6 +9,9 @@ namespace fs = std::filesystem;
 
 // Declared here, defined in each analysis' own .cc (one row each below).
 absl::StatusOr<nlohmann::json> RunAllTnnMaps(const ExtraAnalysisInput& in);  // alltnn_maps.h
+absl::StatusOr<nlohmann::json> RunEncodingAnalysis(const ExtraAnalysisInput& in);     // encoding_analyses.h
+absl::StatusOr<nlohmann::json> RunPcaAnalysis(const ExtraAnalysisInput& in);          // encoding_analyses.h
+absl::StatusOr<nlohmann::json> RunLinearProbeAnalysis(const ExtraAnalysisInput& in);  // encoding_analyses.h
 
 fs::path ExtraAnalysisInput::Dir(const std::string& name) const {
   fs::path dir = ctx->out_dir / name;
@@ -29,6 +32,12 @@ void ExtraAnalysisInput::AnnounceDir(const std::string& name) const {
 const std::vector<ExtraAnalysis>& ExtraAnalyses() {
   static const std::vector<ExtraAnalysis>* table = new std::vector<ExtraAnalysis>{
       {"alltnn_maps", "All-TNN orientation/category/energy maps on the sheet", RunAllTnnMaps},
+      {"encoding", "ridge encoding score of layers on user neural data (.npy responses)",
+       RunEncodingAnalysis},
+      {"pca", "PCA variance spectrum and effective dimensionality of layer activations",
+       RunPcaAnalysis},
+      {"linear_probe", "logistic-regression probe on frozen features (data train -> test split)",
+       RunLinearProbeAnalysis},
   };
   return *table;
 }
