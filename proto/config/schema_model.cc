@@ -59,7 +59,7 @@ Field ModelSchema() {
       Enum("depth", {"resnet50", "mini"}).Default("resnet50")
           .Doc("blocks per stage: resnet50 = [3,4,6,3], mini = [3,1,1,1]"),
       IntList("blocks", 1, 64).Length(4)
-          .Doc("explicit blocks per stage, overriding depth (the LC variants need 3 in layer1)"),
+          .Doc("explicit blocks per stage, overriding depth (layer1 must hold the variant's DoG/LC blocks: 3 for LC variants)"),
       Enum("dog_mode", {"clean", "reference"}).Default("clean").Doc("DoG kernel formula"),
       Enum("polar_outer_fill", {"nearest", "zero"}).Default("nearest")
           .Doc("empty peripheral polar sectors: nearest sector's mask, or zero (reference)"),

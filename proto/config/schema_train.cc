@@ -37,7 +37,7 @@ KindSchema TrainSchema() {
               .Doc("weight decay (sgd, adam: L2 added to the gradient; adamw: decoupled)"),
           Bool("weight_decay_bn").Default(false)
               .Doc("also decay normalisation-layer (BatchNorm, LayerNorm) weights and biases"),
-          Double("clip_grad_norm").Default(0.0).Range(0, 1e12)
+          Double("clip_grad_norm").Default(0.0).Min(0)
               .Doc("clip the total L2 norm of all gradients to this before each step (0 = off); "
                    "when on, the pre-clip norm is reported as metric grad_norm"),
       }).Variant("sgd", {

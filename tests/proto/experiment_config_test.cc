@@ -173,7 +173,7 @@ std::vector<BadCase> BadCases() {
       {"EpsZero", Doc("  - {id: a, kind: train, optimizer: {name: adam, eps: 0}}\n"),
        "stages[0].optimizer.eps: must be a positive number (at most 1), got 0"},
       {"ClipNegative", Doc("  - {id: a, kind: train, optimizer: {clip_grad_norm: -1}}\n"),
-       "stages[0].optimizer.clip_grad_norm: must be a number in [0, "},
+       "stages[0].optimizer.clip_grad_norm: must be a non-negative number, got -1"},
       {"LrScheduleStep", Doc("  - {id: a, kind: train, lr_schedule: step}\n"),
        "stages[0].lr_schedule: must be one of \"cosine\", \"constant\", \"multistep\", got \"step\""},
       {"MilestonesDecreasing", Doc("  - {id: a, kind: train, lr_schedule: multistep, lr_milestones: [80, 60]}\n"),
