@@ -302,11 +302,12 @@ absl::StatusOr<Json> Orientation(const Context& cx, const std::vector<int>& laye
               {"layers", per_layer}};
 }
 
-// The category test set: (dataset, rows grouped by category) as the extract
-// job's categories set chooses them.
+// The category test set: the dataset and the source indices to show, as
+// the extract job's categories set chooses them (first per_category of each
+// class, grouped by class; every image when per_category is 0).
 struct CategoryImages {
   std::unique_ptr<sci::ImageDataset> ds;
-  std::vector<int64_t> row_category, row_source;
+  std::vector<int64_t> row_source;
   std::string source;
 };
 
@@ -334,6 +335,13 @@ absl::StatusOr<CategoryImages> OpenCategoryImages(const Context& cx) {
   absl::StatusOr<std::unique_ptr<sci::ImageDataset>> ds = sci::OpenDataset(dspec, "test");
   if (!ds.ok()) return absl::Status(ds.status().code(), key + ": " + std::string(ds.status().message()));
   ci.ds = std::move(*ds);
+  if (cx.o.per_category == 0) {
+    // Every image: labels arrive with the batches, no separate label pass.
+    ci.row_source.resize(ci.ds->size());
+    for (int64_t i = 0; i < ci.ds->size(); ++i) ci.row_source[i] = i;
+    if (ci.row_source.empty()) return absl::FailedPreconditionError(key + ": no images");
+    return ci;
+  }
   std::vector<int64_t> labels(ci.ds->size());
   for (int64_t s = 0; s < ci.ds->size(); s += 512) {
     std::vector<int64_t> idx;
@@ -341,8 +349,9 @@ absl::StatusOr<CategoryImages> OpenCategoryImages(const Context& cx) {
     at::Tensor l = ci.ds->GetBatch(idx).second.to(at::kLong).contiguous();
     std::copy(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel(), labels.begin() + s);
   }
+  std::vector<int64_t> row_category;
   sci::SelectRowsPerCategory(labels, static_cast<int64_t>(ci.ds->class_names().size()), cx.o.per_category,
-                             &ci.row_category, &ci.row_source);
+                             &row_category, &ci.row_source);
   if (ci.row_source.empty()) return absl::FailedPreconditionError(key + ": no images");
   return ci;
 }
@@ -359,9 +368,8 @@ absl::StatusOr<Json> Category(const Context& cx, const std::vector<int>& layers)
     RETURN_IF_ERROR(cx.CheckCancel());
     const int64_t c = std::min(cx.in.batch_size, n - s);
     std::vector<int64_t> src(ci.row_source.begin() + s, ci.row_source.begin() + s + c);
-    std::vector<int64_t> cat(ci.row_category.begin() + s, ci.row_category.begin() + s + c);
-    sci::ModelOutput out = cx.net.Forward(cx.Input(ci.ds->GetBatch(src).first));
-    const at::Tensor labels = at::tensor(cat, at::kLong);
+    auto [images, labels] = ci.ds->GetBatch(src);
+    sci::ModelOutput out = cx.net.Forward(cx.Input(images));
     for (size_t i = 0; i < layers.size(); ++i) {
       const at::Tensor& y = out.layers[layers[i]];
       if (!acc[i]) {
@@ -406,9 +414,8 @@ absl::StatusOr<Json> Category(const Context& cx, const std::vector<int>& layers)
                     {"mean_cluster_radius", Num(NanMean(radius))}};
   }
   Json counts = Json::object();
-  for (int64_t k = 0; k < nc; ++k) {
-    counts[cats[k]] = std::count(ci.row_category.begin(), ci.row_category.end(), k);
-  }
+  const at::Tensor seen = acc[0]->counts();
+  for (int64_t k = 0; k < nc; ++k) counts[cats[k]] = static_cast<int64_t>(seen[k].item<double>());
   return Json{{"source", ci.source},
               {"categories", cats},
               {"images_per_category", counts},

@@ -238,7 +238,8 @@ TEST_F(AllTnnMapsTest, PlantedSheetHasKnownOrientationDPrimeAndEnergy) {
                            {"norm", "none"},
                            {"layers", {{{"kernel", 9}, {"stride", 4}, {"channels", 8}}}}};
   SaveModel(model_spec, {{"dataset", "image_folder"}, {"path", cats.string()}, {"image_size", 32}}, Plant);
-  ctx_.spec["alltnn_maps"] = {{"wavelengths", {6.0}}, {"categories_path", cats.string()}, {"images", 6}};
+  ctx_.spec["alltnn_maps"] = {
+      {"wavelengths", {6.0}}, {"categories_path", cats.string()}, {"per_category", 0}, {"images", 6}};
   const Json r = Run();
   ASSERT_TRUE(r.is_object());
   EXPECT_EQ(r["sheets"]["layer0"]["sheet"], Json::array({12, 24}));
@@ -293,6 +294,7 @@ TEST_F(AllTnnMapsTest, PlantedSheetHasKnownOrientationDPrimeAndEnergy) {
   }
   EXPECT_GE(r["category"]["layers"]["layer0"]["selective_fraction"]["bright"].get<double>(), 36.0 / 288 - 1e-12);
   EXPECT_EQ(r["category"]["categories"], Json::array({"bright", "dark"}));
+  EXPECT_EQ(r["category"]["images_per_category"], Json({{"bright", 3}, {"dark", 3}}));
 
   // Transmission energy over the 6 images: unit 4 has |W| = 1/243 on all
   // 243 inputs, so pre = |2v-1| per image and post = max(2v-1, 0):
