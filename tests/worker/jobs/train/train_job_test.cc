@@ -17,6 +17,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include "proto/config/experiment_config.h"
 #include "tests/test_util.h"
 #include "worker/science/data/dataset.h"
 #include "worker/science/models/checkpoint.h"
@@ -168,6 +169,52 @@ TEST_F(TrainJobTest, ClipGradNormBoundsTheUpdateAndReportsThePreClipNorm) {
   pa = (*after)->named_parameters();
   for (const auto& p : (*before)->named_parameters()) sq += (pa[p.key()] - p.value()).pow(2).sum().item<double>();
   EXPECT_NEAR(std::sqrt(sq), lr * grad_norm, 1e-3 * lr * grad_norm);
+}
+
+// The YAML the lead puts in the examples, through the config validator, and
+// the job spec it normalises to runs: alltnn with explicit `layers` and
+// `layer_factors` under Adam + clipping; v1resnet with explicit `blocks`
+// under SGD + multistep.
+TEST_F(TrainJobTest, NormalisedConfigsWithNewKeysRun) {
+  const std::string data = "data: {dataset: fashion_mnist, image_size: 32, train_subset: 16, test_subset: 8}\n";
+  const std::string alltnn =
+      "name: a\nseed: 1\n" + data +
+      "model:\n  family: alltnn\n  image_size: 32\n  layers:\n"
+      "    - {kernel: 5, stride: 2, channels: 4, pool: true}\n    - {kernel: 3, channels: 9}\n"
+      "  layer_factors: [1.0, 0.5]\n"
+      "stages:\n  - id: train\n    kind: train\n    max_steps: 2\n    batch_size: 8\n    log_every: 1\n"
+      "    eval_batches: 0\n    lr_schedule: constant\n"
+      "    optimizer: {name: adam, lr: 1.0e-3, eps: 1.0e-7, clip_grad_norm: 500, weight_decay: 0}\n";
+  const std::string v1 =
+      "name: v\nseed: 1\n" + data +
+      "model: {family: v1resnet, variant: resnet50, image_size: 32, width_divisor: 8, blocks: [1, 1, 1, 1]}\n"
+      "stages:\n  - id: train\n    kind: train\n    epochs: 3\n    batch_size: 8\n    log_every: 1\n"
+      "    eval_batches: 0\n    optimizer: {lr: 0.1, momentum: 0.9, weight_decay: 1.0e-5}\n"
+      "    lr_schedule: multistep\n    lr_milestones: [1, 2]\n    lr_gamma: 0.1\n";
+  config::ParseOptions po;
+  po.default_owner = "test";
+  for (const std::string& yaml : {alltnn, v1}) {
+    absl::StatusOr<config::ExperimentSpec> exp = config::ParseExperimentYaml(yaml, po);
+    ASSERT_OK(exp);
+    FakeReporter rep;
+    ASSERT_OK(RunJob(exp->stages[0].job_spec, exp->name, &rep));
+    std::vector<double> lrs;
+    for (const auto& [step, m] : rep.metrics) lrs.push_back(m.at("lr"));
+    if (exp->name == "a") {
+      EXPECT_EQ(lrs, (std::vector<double>{1e-3, 1e-3}));
+      EXPECT_TRUE(rep.metrics[0].second.count("grad_norm"));
+      auto info = science::ReadCheckpointInfo((root_ / "a" / "checkpoints" / "final.pt").string());
+      ASSERT_OK(info);
+      EXPECT_EQ(info->meta["model"]["layers"].size(), 2u);
+    } else {
+      // 16 images / 8 = 2 steps per epoch: milestones at steps 2 and 4.
+      ASSERT_EQ(lrs.size(), 6u);
+      EXPECT_DOUBLE_EQ(lrs[1], 0.1);
+      EXPECT_NEAR(lrs[2], 0.01, 1e-15);
+      EXPECT_NEAR(lrs[4], 0.001, 1e-16);
+      EXPECT_FALSE(rep.metrics[0].second.count("grad_norm"));
+    }
+  }
 }
 
 TEST_F(TrainJobTest, SameSeedSameTraceDifferentSeedDifferent) {
