@@ -84,15 +84,32 @@ Field ModelSchema() {
       Int("seed").Default(42).Range(0, 2147483647).Doc("seed of every random weight"),
   });
   f.Doc("the network; stages may override keys (a different family replaces the whole block)");
-  // alltnn: one layer factor per layer (of `layers`, else of the preset).
+  // alltnn: one layer factor per layer (of `layers`, else of the preset),
+  // and explicit layers must leave a non-empty grid at image_size (the
+  // worker's ParseAllTnnOptions checks the same; here it fails at submit).
   f.Check([](const Json& m) -> std::string {
-    if (m.value("family", "") != "alltnn" || !m.contains("layer_factors")) return "";
-    const size_t layers = m.contains("layers") ? m["layers"].size() : (m.value("preset", "full") == "mini" ? 3 : 6);
+    if (m.value("family", "") != "alltnn") return "";
+    const std::string preset = m.value("preset", "full");
+    if (m.contains("layers")) {
+      int64_t side = m.contains("image_size") ? m["image_size"].get<int64_t>() : (preset == "mini" ? 32 : 150);
+      for (size_t i = 0; i < m["layers"].size(); ++i) {
+        const Json& l = m["layers"][i];
+        const int64_t span = side - l["kernel"].get<int64_t>();
+        side = span < 0 ? 0 : span / l["stride"].get<int64_t>() + 1;
+        if (l["pool"].get<bool>()) side /= 2;
+        if (side < 1) {
+          return ".layers[" + std::to_string(i) + "]: output grid is empty for image_size " +
+                 std::to_string(m.contains("image_size") ? m["image_size"].get<int64_t>()
+                                                         : (preset == "mini" ? 32 : 150));
+        }
+      }
+    }
+    if (!m.contains("layer_factors")) return "";
+    const size_t layers = m.contains("layers") ? m["layers"].size() : (preset == "mini" ? 3 : 6);
     const size_t factors = m["layer_factors"].size();
     if (factors == layers) return "";
     return ".layer_factors: must have " + std::to_string(layers) + " items (one per layer" +
-           (m.contains("layers") ? "" : " of preset " + m.value("preset", std::string("full"))) + "), got " +
-           std::to_string(factors);
+           (m.contains("layers") ? "" : " of preset " + preset) + "), got " + std::to_string(factors);
   });
   return f;
 }
