@@ -253,7 +253,7 @@ void AddStreak(float* buf, int64_t m, double x0, double y0, double x1, double y1
 // photographs (resized by 0.3) show on Tiny-ImageNet.
 at::Tensor MakeFrostTexture(int64_t m, int64_t side, at::Generator& gen) {
   const double u = static_cast<double>(side) / 64.0;
-  const double width = std::max(0.45, 0.5 * u);  // streak sigma in px
+  const double width = std::max(0.45, 0.3 * u);  // streak sigma in px
   std::vector<float> buf(static_cast<size_t>(m * m), 0.0f);
   // Dendritic crystals: a stem, side branches at +-60 degrees (hexagonal
   // ice) that shorten towards the tips, and twigs on every branch. Every
@@ -304,11 +304,11 @@ at::Tensor MakeFrostTexture(int64_t m, int64_t side, at::Generator& gen) {
   while (mapsize < m) mapsize *= 2;
   at::Tensor haze = PlasmaFractal(mapsize, 2.0, gen).narrow(0, 0, m).narrow(1, 0, m);
   at::Tensor thick = PlasmaFractal(mapsize, 1.6, gen).narrow(0, 0, m).narrow(1, 0, m);
-  at::Tensor ice = 1 - at::exp(-4.0 * crystal);  // overlapping crystals saturate
-  at::Tensor base = 0.01 + 0.07 * haze;
+  at::Tensor ice = 1 - at::exp(-6.0 * crystal);  // overlapping crystals saturate
+  at::Tensor base = 0.005 + 0.045 * haze;
   at::Tensor f = base + (0.97 - base) * ice * (0.75 + 0.25 * thick);
   // Bluish white: ice is whiter than it is blue, the dark gaps bluer.
-  at::Tensor rgb = at::stack({0.88 * f, 0.94 * f + 0.01, 0.98 * f + 0.03});
+  at::Tensor rgb = at::stack({0.88 * f, 0.94 * f + 0.005, 0.98 * f + 0.02});
   return rgb.clamp(0, 1).to(at::kFloat);
 }
 
@@ -324,7 +324,13 @@ const std::vector<std::string>& CorruptionNames() {
 }
 
 at::Tensor FrostTexture(int64_t size, int64_t image_side, at::Generator& gen) {
-  return MakeFrostTexture(size, image_side, gen);
+  // Below 64 px the crystals would be thinner than a pixel: draw them at 64
+  // px per image side and area-average down, as the reference's photographs
+  // are resized.
+  const int64_t k = image_side >= 64 ? 1 : (64 + image_side - 1) / image_side;
+  at::Tensor t = MakeFrostTexture(size * k, image_side * k, gen);
+  if (k == 1) return t;
+  return at::avg_pool2d(t.unsqueeze(0), {k, k})[0].clamp(0, 1);
 }
 
 at::Tensor GaussianBlur(const at::Tensor& images, double sigma) {
@@ -419,7 +425,7 @@ absl::StatusOr<at::Tensor> Corrupt(const at::Tensor& images_in, const std::strin
     // (1, .4), (.8, .6), (.7, .7), (.65, .7), (.6, .75).
     const double c[][2] = {{1, 0.3}, {0.9, 0.4}, {0.8, 0.45}, {0.75, 0.5}, {0.7, 0.55}};
     const int64_t side = std::max(h, w), m = 3 * side;
-    at::Tensor tex = MakeFrostTexture(m, side, gen);
+    at::Tensor tex = FrostTexture(m, side, gen);
     at::Tensor off = at::randint(0, m - side + 1, {n, 2}, gen, at::TensorOptions().dtype(at::kLong));
     at::Tensor flip = at::randint(0, 8, {n}, gen, at::TensorOptions().dtype(at::kLong));
     std::vector<at::Tensor> out;
@@ -575,7 +581,7 @@ void WriteRobustnessPng(const std::string& path, const RobustnessResult& r) {
   size_t longest = 4;
   for (const auto& c : r.corruptions) longest = std::max(longest, c.size());
   const int cell_w = 84, cell_h = 30, left = Canvas::TextWidth(std::string(longest, 'x'), 2) + 24;
-  const int top = 92, grid_w = cols * cell_w;
+  const int top = 108, grid_w = cols * cell_w;
   const std::string title = absl::StrFormat("CLEAN %.3f  MEAN %.3f  REL %.3f", r.clean_accuracy,
                                             r.mean_accuracy,
                                             r.clean_accuracy > 0 ? r.mean_accuracy / r.clean_accuracy : 0.0);
@@ -584,7 +590,7 @@ void WriteRobustnessPng(const std::string& path, const RobustnessResult& r) {
   auto colour = [](double v) { return HsvToRgb(120.0 * std::clamp(v, 0.0, 1.0), 0.6, 0.95); };
   canvas.Text(12, 10, "TOP-1 ACCURACY UNDER CORRUPTION", {0, 0, 0}, 2);
   canvas.Text(12, 34, title, {0, 0, 0}, 2);
-  canvas.Text(left, top - 40, "SEVERITY", {80, 80, 80}, 2);
+  canvas.Text(left, top - 44, "SEVERITY", {80, 80, 80}, 2);
   for (int s = 0; s < cols; ++s) {
     const std::string label = s + 1 < cols ? absl::StrCat(r.severities[s]) : "MEAN";
     canvas.Text(left + s * cell_w + (cell_w - Canvas::TextWidth(label, 2)) / 2, top - 20, label, {0, 0, 0}, 2);

@@ -61,9 +61,11 @@ at::Tensor GaussianBlur(const at::Tensor& images, double sigma);
 
 // The synthetic frost "photograph" that the frost corruption crops from:
 // [3, size, size] float32 in [0, 1], feature sizes scaled to images of side
-// `image_side` px (crystals a few px to a third of the side long, streaks
-// about side/128 px thick). Bimodal on purpose, like the reference's
-// photographs: dark gaps (about 0.1) between bright crystals (up to ~0.95).
+// `image_side` px (crystals a tenth to two fifths of the side long;
+// streaks about 2 px wide at 64 px). Below 64 px it is drawn at 64 px per
+// image side and area-averaged down (the reference resizes its photographs).
+// Mostly dark ground (< 0.1) and bright ice (up to ~0.95), few values in
+// between: the blend then changes a mid-grey image more at every severity.
 // Deterministic for a generator state. REQUIRES: size >= 1, image_side >= 1.
 at::Tensor FrostTexture(int64_t size, int64_t image_side, at::Generator& gen);
 
