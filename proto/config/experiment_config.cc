@@ -140,6 +140,10 @@ absl::StatusOr<Json> NormalizeStage(const RawJson& raw, const std::string& path,
   }
   if (!spec.contains("seed")) spec["seed"] = base.seed;
   if (kind->finalize) kind->finalize(spec);
+  if (kind->check) {
+    auto [key, message] = kind->check(spec);
+    if (!message.empty()) return Err(JoinPath(path, key), message);
+  }
   return spec;
 }
 

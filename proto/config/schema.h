@@ -158,6 +158,9 @@ struct KindSchema {
   // Optional last touch on the job spec after defaults are filled (e.g. a
   // sub-seed that defaults to the job's seed).
   std::function<void(Json& job_spec)> finalize;
+  // Optional check across keys of the finished job spec: returns {} when
+  // fine, else {key, message}, reported as "<stage path>.<key>: <message>".
+  std::function<std::pair<std::string, std::string>(const Json& job_spec)> check;
 };
 
 // Section schemas, one per file.

@@ -109,6 +109,12 @@ KindSchema ExtractSchema() {
       AnalysisOptionsField(),
   };
   for (Field& f : ExtraAnalysisFields()) k.fields.push_back(std::move(f));
+  k.check = [](const Json& spec) -> std::pair<std::string, std::string> {
+    if (spec.value("stimuli", Json::array()).empty() && spec.value("analyses", Json::array()).empty()) {
+      return {"stimuli", "must not be empty when analyses is empty (nothing to extract)"};
+    }
+    return {};
+  };
   return k;
 }
 

@@ -135,7 +135,9 @@ std::vector<BadCase> BadCases() {
        "stages[0].swapopt.width_mm: must be a number in [0, 1000]"},
       {"ExtractUnknownStimulus", Doc("  - {id: a, kind: extract, stimuli: [gratings]}\n"),
        "stages[0].stimuli[0]: must be one of \"sine_gratings\", \"categories\", got \"gratings\""},
-      {"ExtractEmptyStimuli", Doc("  - {id: a, kind: extract, stimuli: []}\n"), "stages[0].stimuli: must not be empty"},
+      {"ExtractEmptyStimuli", Doc("  - {id: a, kind: extract, stimuli: []}\n"), "stages[0].stimuli: must not be empty when analyses is empty (nothing to extract)"},
+      {"ExtractUnknownAnalysis", Doc("  - {id: a, kind: extract, analyses: [maps]}\n"),
+       "stages[0].analyses[0]: must be one of"},
       {"AnalyzeMissingInputs", Doc("  - {id: a, kind: analyze}\n"), "stages[0].inputs.activations: missing required key"},
       {"AnalyzeStimuliWrongType", Doc("  - {id: a, kind: analyze, inputs: {activations: a.npy, positions: p.npy, "
                                       "stimuli: 3}}\n"),
