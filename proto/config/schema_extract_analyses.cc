@@ -35,7 +35,23 @@ std::vector<Field> ExtraAnalysisFields() {
               .Doc("layers summed into the stacked energy map (empty = every layer but the last; a one-layer net: that layer)"),
           Int("png_side").Default(320).Range(16, 4096).Doc("smallest side of a drawn sheet, px"),
       }).Doc("All-TNN sheet maps (analyses: [alltnn_maps]): orientation, category d', energy"),
-      Object("corruption_robustness", {}).Doc("corruption robustness (analyses: [corruption_robustness])"),
+      [] {
+        // worker/jobs/extract/corruption_robustness.h; names as CorruptionNames().
+        const std::vector<std::string> names = {
+            "brightness", "defocus_blur", "fog", "gaussian_noise", "impulse_noise",
+            "motion_blur", "shot_noise", "zoom_blur", "contrast", "elastic_transform",
+            "frost", "glass_blur", "jpeg_compression", "pixelate", "snow"};
+        return Object("corruption_robustness", {
+            Int("images").Default(1000).Range(0, 100000000)
+                .Doc("test images: a seeded random subset of data's test split (0 = all)"),
+            StringList("corruptions").Default(Json(names)).Allowed(names).NonEmpty()
+                .Doc("corruptions of models.md 3.4 (frost uses a synthetic frost texture)"),
+            IntList("severities", 1, 5).Default(Json::array({1, 2, 3, 4, 5})).Length(1, 5).Increasing()
+                .Doc("severities, increasing"),
+            Int("seed").Default(0).Min(0).Doc("seed of the test subset and the corruption noise"),
+            Int("examples").Default(6).Range(0, 64).Doc("images per row of examples.png (0 = no picture)"),
+        }).Doc("top-1 accuracy under common corruptions x severities (analyses: [corruption_robustness])");
+      }(),
       // encoding's input paths: absolute, or relative to the job's inputs
       // folder and not leaving it (the worker checks existence: it knows that
       // folder; PathCheck would stat a relative path against the wrong one).

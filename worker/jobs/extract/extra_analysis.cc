@@ -9,6 +9,7 @@ namespace fs = std::filesystem;
 
 // Declared here, defined in each analysis' own .cc (one row each below).
 absl::StatusOr<nlohmann::json> RunAllTnnMaps(const ExtraAnalysisInput& in);  // alltnn_maps.h
+absl::StatusOr<nlohmann::json> RunCorruptionRobustness(const ExtraAnalysisInput& in);  // corruption_robustness.h
 absl::StatusOr<nlohmann::json> RunEncodingAnalysis(const ExtraAnalysisInput& in);     // encoding_analyses.h
 absl::StatusOr<nlohmann::json> RunPcaAnalysis(const ExtraAnalysisInput& in);          // encoding_analyses.h
 absl::StatusOr<nlohmann::json> RunLinearProbeAnalysis(const ExtraAnalysisInput& in);  // encoding_analyses.h
@@ -32,6 +33,8 @@ void ExtraAnalysisInput::AnnounceDir(const std::string& name) const {
 const std::vector<ExtraAnalysis>& ExtraAnalyses() {
   static const std::vector<ExtraAnalysis>* table = new std::vector<ExtraAnalysis>{
       {"alltnn_maps", "All-TNN orientation/category/energy maps on the sheet", RunAllTnnMaps},
+      {"corruption_robustness", "top-1 accuracy under the 15 common corruptions x 5 severities (V1 ResNets)",
+       RunCorruptionRobustness},
       {"encoding", "ridge encoding score of layers on user neural data (.npy responses)",
        RunEncodingAnalysis},
       {"pca", "PCA variance spectrum and effective dimensionality of layer activations",
