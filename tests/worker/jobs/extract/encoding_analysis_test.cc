@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "proto/config/experiment_config.h"
 #include "tests/test_util.h"
 #include "worker/jobs/extract/encoding_analyses.h"
 #include "worker/jobs/extract/extract_job.h"
@@ -125,6 +126,32 @@ TEST(PooledSideTest, FollowsTheDocumentedRule) {
   EXPECT_EQ(PooledSide(8, 6, 6, 287), 5);    // floor(sqrt(287/8)) = 5 -> 200 values
   EXPECT_EQ(PooledSide(8, 6, 6, 50), 2);     // floor(sqrt(6.25)) = 2 -> 32 values
   EXPECT_EQ(PooledSide(100, 4, 4, 50), 1);   // C alone exceeds: global average
+}
+
+// The schema (proto/config/schema_extract_analyses.cc) fills the documented
+// defaults and rejects a relative path that leaves the inputs folder.
+TEST(EncodingSchemaTest, DefaultsAndPathRules) {
+  config::ParseOptions po;
+  auto spec = config::ParseJobSpec(
+      "kind: extract\nstimuli: []\nanalyses: [encoding, pca, linear_probe]\n"
+      "encoding: {responses: neural/r.npy, stimuli_npy: /abs/s.npy}\n",
+      po);
+  ASSERT_OK(spec);
+  EXPECT_EQ((*spec)["encoding"]["bootstrap"], 1000);
+  EXPECT_EQ((*spec)["encoding"]["folds"], 0);
+  EXPECT_EQ((*spec)["encoding"]["alphas"]["count"], 20);
+  EXPECT_EQ((*spec)["pca"]["images"], 1000);
+  EXPECT_EQ((*spec)["linear_probe"]["layers"], Json({"features"}));
+  auto bad = config::ParseJobSpec("kind: extract\nstimuli: []\nanalyses: [encoding]\n"
+                                  "encoding: {responses: neural/../../r.npy}\n",
+                                  po);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("encoding.responses: relative path"), std::string::npos) << bad.status();
+  auto folds = config::ParseJobSpec("kind: extract\nstimuli: []\nanalyses: [encoding]\n"
+                                    "encoding: {responses: r.npy, folds: 1}\n",
+                                    po);
+  ASSERT_FALSE(folds.ok());
+  EXPECT_NE(folds.status().message().find("encoding.folds"), std::string::npos) << folds.status();
 }
 
 // responses = block5 features @ W + Gaussian noise with var(signal) = 1 and
