@@ -62,7 +62,11 @@ class EncodingAnalysisTest : public ::testing::Test {
     ctx_.out_dir = dir_ / "out";
     ctx_.inputs_dir = dir_ / "inputs";
     ctx_.reporter = &reporter_;
-    ctx_.spec = {{"kind", "extract"}, {"needs", {"model"}}, {"stimuli", Json::array()}, {"batch_size", 16}};
+    ctx_.spec = {{"kind", "extract"},
+                 {"needs", {"model"}},
+                 {"stimuli", Json::array()},
+                 {"batch_size", 16},
+                 {"wiring", {{"enabled", false}}}};  // TDANN's wiring pass: not under test
   }
   // The tiny expansion model (144 px: the family's smallest input).
   void BuildExpansion() {
