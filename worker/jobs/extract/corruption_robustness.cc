@@ -228,6 +228,7 @@ absl::StatusOr<Json> RunCorruptionRobustness(const ExtraAnalysisInput& in) {
   ro.before_corruption = [&](size_t i, const std::string& name) -> absl::Status {
     if (rep.CancelRequested()) return absl::CancelledError("extract cancelled");
     rep.Log(absl::StrCat(kName, ": ", name, " (", i + 1, "/", o.corruptions.size(), ")"));
+    if (in.progress) in.progress(static_cast<double>(i) / static_cast<double>(o.corruptions.size()));
     return absl::OkStatus();
   };
   absl::StatusOr<sci::RobustnessResult> result = sci::EvaluateCorruptionRobustness(predict, batches, ro);

@@ -37,6 +37,9 @@ struct ExtraAnalysisInput {
   int64_t batch_size = 64;              // images per forward pass
   // Raw images [B,3,S,S] in [0,1] (any device) -> model input (normalised).
   std::function<at::Tensor(const at::Tensor&)> preprocess;
+  // Fraction of this analysis done, in [0, 1]; the job maps it onto its own
+  // progress. May be left uncalled.
+  std::function<void(double)> progress;
 
   // out_dir/<name>/, created.
   std::filesystem::path Dir(const std::string& name) const;

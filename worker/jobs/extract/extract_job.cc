@@ -545,6 +545,9 @@ absl::Status ExtractJob::Run(JobContext& ctx) {
     Json results = Json::object();
     for (const std::string& name : o_.analyses) {
       if (rep.CancelRequested()) return absl::CancelledError("extract cancelled");
+      in.progress = [&rep, sets_done, total_sets](double f) {
+        rep.Progress((sets_done + std::clamp(f, 0.0, 1.0)) / total_sets);
+      };
       rep.Log("extract: analysis " + name);
       absl::StatusOr<Json> r = FindExtraAnalysis(name)->run(in);
       if (!r.ok()) return absl::Status(r.status().code(), name + ": " + std::string(r.status().message()));
