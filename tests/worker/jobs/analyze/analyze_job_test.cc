@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
+#include "tests/worker/jobs/job_test_util.h"
 #include "worker/science/io/npy.h"
 #include "worker/science/stimuli/stimuli.h"
 
@@ -21,24 +22,10 @@ namespace fs = std::filesystem;
 namespace sci = topolab::science;
 using Json = nlohmann::json;
 
-class FakeReporter : public JobReporter {
- public:
-  void Log(const std::string& l) override { logs.push_back(l); }
-  void Progress(double f) override { progress.push_back(f); }
-  void Metrics(int64_t, const std::map<std::string, double>& v) override { metrics = v; }
-  void ArtifactReady(const std::string& p) override { artifacts.push_back(p); }
-  bool CancelRequested() override { return false; }
-  std::vector<std::string> logs, artifacts;
-  std::vector<double> progress;
-  std::map<std::string, double> metrics;
-};
-
 class AnalyzeJobTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("analyze_job_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = FreshTestDir("analyze_job_test");
     fs::create_directories(dir_ / "out");
     ctx_.out_dir = dir_ / "out";
     ctx_.reporter = &reporter_;
@@ -52,7 +39,7 @@ class AnalyzeJobTest : public ::testing::Test {
     return Json::parse(f);
   }
   fs::path dir_;
-  FakeReporter reporter_;
+  RecordingReporter reporter_;
   JobContext ctx_;
 };
 

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
+#include "tests/worker/jobs/job_test_util.h"
 #include "worker/jobs/extract/extract_job.h"
 #include "worker/science/data/dataset.h"
 #include "worker/science/families/alltnn.h"
@@ -38,20 +39,6 @@ using Json = nlohmann::json;
 
 constexpr double kPi = 3.14159265358979323846;
 
-class FakeReporter : public JobReporter {
- public:
-  void Log(const std::string& l) override { logs.push_back(l); }
-  void Progress(double) override {}
-  void Metrics(int64_t, const std::map<std::string, double>&) override {}
-  void ArtifactReady(const std::string& p) override { artifacts.push_back(p); }
-  bool CancelRequested() override { return false; }
-  std::vector<std::string> logs, artifacts;
-};
-
-bool HaveFashionMnist() {
-  return fs::exists(std::string(sci::kDefaultFashionMnistPath) + "/t10k-images-idx3-ubyte.gz");
-}
-
 // Grey levels of the constant test images; dark = 255 - bright, so |2v-1|
 // takes the same three values in both categories.
 const int kBright[] = {178, 204, 229};
@@ -60,9 +47,7 @@ const int kDark[] = {77, 51, 26};
 class AllTnnMapsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("alltnn_maps_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = FreshTestDir("alltnn_maps_test");
     fs::create_directories(dir_ / "out");
     at::manual_seed(0);
     ctx_.out_dir = dir_ / "out";
@@ -103,7 +88,7 @@ class AllTnnMapsTest : public ::testing::Test {
 
   fs::path dir_;
   std::shared_ptr<sci::VisionModel> model_;
-  FakeReporter reporter_;
+  RecordingReporter reporter_;
   JobContext ctx_;
 };
 

@@ -15,6 +15,7 @@
 #include <torch/nn/module.h>
 
 #include "tests/test_util.h"
+#include "tests/worker/jobs/job_test_util.h"
 #include "worker/jobs/extract/extract_job.h"
 #include "worker/science/data/dataset.h"
 #include "worker/science/io/png.h"
@@ -28,39 +29,14 @@ namespace fs = std::filesystem;
 namespace sci = topolab::science;
 using Json = nlohmann::json;
 
-class FakeReporter : public JobReporter {
- public:
-  void Log(const std::string& l) override { logs.push_back(l); }
-  void Progress(double f) override { progress.push_back(f); }
-  void Metrics(int64_t, const std::map<std::string, double>&) override {}
-  void ArtifactReady(const std::string& p) override { artifacts.push_back(p); }
-  // true from the `cancel_at`-th call on (0 = never).
-  bool CancelRequested() override { return cancel_at > 0 && ++calls >= cancel_at; }
-  std::vector<std::string> logs, artifacts;
-  std::vector<double> progress;
-  int cancel_at = 0, calls = 0;
-};
-
-bool HaveFashionMnist() {
-  return fs::exists(std::string(sci::kDefaultFashionMnistPath) + "/t10k-images-idx3-ubyte.gz");
-}
-
 const Json kModel = {{"family", "v1resnet"}, {"variant", "composite_a"}, {"image_size", 32},
                      {"width_divisor", 8}, {"depth", "mini"}};
-
-at::Tensor ImagenetNormalize(const at::Tensor& x) {
-  at::Tensor mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
-  at::Tensor sd = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
-  return (x - mean) / sd;
-}
 
 class CorruptionRobustnessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     at::set_num_threads(2);
-    dir_ = fs::temp_directory_path() / ("corruption_robustness_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = FreshTestDir("corruption_robustness_test");
     fs::create_directories(dir_ / "out");
     ctx_.out_dir = dir_ / "out";
     ctx_.inputs_dir = dir_ / "inputs";
@@ -117,7 +93,7 @@ class CorruptionRobustnessTest : public ::testing::Test {
 
   fs::path dir_;
   std::shared_ptr<sci::VisionModel> model_;
-  FakeReporter reporter_;
+  RecordingReporter reporter_;
   JobContext ctx_;
 };
 
@@ -239,7 +215,7 @@ TEST_F(CorruptionRobustnessTest, CancelledBetweenCorruptions) {
   reporter_.cancel_at = 3;
   absl::Status s = MakeExtractJob()->Run(ctx_);
   EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
-  EXPECT_EQ(reporter_.calls, 3);
+  EXPECT_EQ(reporter_.cancel_calls, 3);
 }
 
 TEST_F(CorruptionRobustnessTest, ErrorsNameTheProblem) {

@@ -18,6 +18,7 @@
 
 #include "proto/config/experiment_config.h"
 #include "tests/test_util.h"
+#include "tests/worker/jobs/job_test_util.h"
 #include "worker/jobs/extract/encoding_analyses.h"
 #include "worker/jobs/extract/extract_job.h"
 #include "worker/science/data/dataset.h"
@@ -34,29 +35,11 @@ namespace fs = std::filesystem;
 namespace sci = topolab::science;
 using Json = nlohmann::json;
 
-class FakeReporter : public JobReporter {
- public:
-  void Log(const std::string& l) override { logs.push_back(l); }
-  void Progress(double) override {}
-  void Metrics(int64_t, const std::map<std::string, double>&) override {}
-  void ArtifactReady(const std::string& p) override { artifacts.push_back(p); }
-  bool CancelRequested() override { return false; }
-  std::vector<std::string> logs, artifacts;
-};
-
-at::Tensor Normalize(const at::Tensor& x01) {
-  at::Tensor mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
-  at::Tensor sd = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
-  return (x01 - mean) / sd;
-}
-
 class EncodingAnalysisTest : public ::testing::Test {
  protected:
   void SetUp() override {
     at::set_num_threads(2);
-    dir_ = fs::temp_directory_path() / ("encoding_analysis_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = FreshTestDir("encoding_analysis_test");
     fs::create_directories(dir_ / "out");
     fs::create_directories(dir_ / "inputs/neural");
     ctx_.out_dir = dir_ / "out";
@@ -98,7 +81,7 @@ class EncodingAnalysisTest : public ::testing::Test {
   // resized to the model's side), flattened, float64.
   at::Tensor Direct(const at::Tensor& x01, int index) {
     at::NoGradGuard ng;
-    sci::ModelOutput out = model_->Forward(Normalize(sci::ToRgbFloat(x01, side_)));
+    sci::ModelOutput out = model_->Forward(ImagenetNormalize(sci::ToRgbFloat(x01, side_)));
     return out.layers[index].reshape({x01.size(0), -1}).to(at::kDouble);
   }
   // An image folder of `per_class` 24-px PNGs per class: class k's images
@@ -120,7 +103,7 @@ class EncodingAnalysisTest : public ::testing::Test {
   fs::path dir_;
   int64_t side_ = 0;
   std::shared_ptr<sci::VisionModel> model_;
-  FakeReporter reporter_;
+  RecordingReporter reporter_;
   JobContext ctx_;
 };
 
@@ -319,7 +302,7 @@ TEST_F(EncodingAnalysisTest, PcaMatchesADirectComputationOnTheSameActivations) {
   ASSERT_OK(ds);
   at::Tensor images = (*ds)->GetBatch(SeededSubset(20, 16, 2)).first;
   at::NoGradGuard ng;
-  sci::ModelOutput out = model_->Forward(Normalize(images));
+  sci::ModelOutput out = model_->Forward(ImagenetNormalize(images));
   // layer1.0 (64 x 8 x 8) pooled to 64 x 2 x 2 by max_features 256.
   at::Tensor a = at::adaptive_avg_pool2d(out.layers[0], {2, 2}).reshape({16, -1}).to(at::kDouble);
   at::Tensor ac = a - a.mean(0);
@@ -373,7 +356,7 @@ TEST_F(EncodingAnalysisTest, LinearProbeEqualsADirectProbeAndBeatsChance) {
   auto feats = [&](const std::vector<int64_t>& idx) {
     at::NoGradGuard ng;
     auto [images, labels] = (*ds)->GetBatch(idx);
-    return std::make_pair(model_->Forward(Normalize(images)).features.to(at::kDouble), labels);
+    return std::make_pair(model_->Forward(ImagenetNormalize(images)).features.to(at::kDouble), labels);
   };
   auto [x_tr, y_tr] = feats(all);
   auto [x_te, y_te] = feats(SeededSubset(24, 12, 4 + 1));

@@ -11,6 +11,7 @@
 #include <torch/nn/module.h>
 
 #include "tests/test_util.h"
+#include "tests/worker/jobs/job_test_util.h"
 #include "worker/science/data/dataset.h"
 #include "worker/science/io/npy.h"
 #include "worker/science/models/checkpoint.h"
@@ -24,29 +25,10 @@ namespace fs = std::filesystem;
 namespace sci = topolab::science;
 using Json = nlohmann::json;
 
-class FakeReporter : public JobReporter {
- public:
-  void Log(const std::string& l) override { logs.push_back(l); }
-  void Progress(double f) override { progress.push_back(f); }
-  void Metrics(int64_t, const std::map<std::string, double>& v) override { metrics = v; }
-  void ArtifactReady(const std::string& p) override { artifacts.push_back(p); }
-  bool CancelRequested() override { return cancel; }
-  std::vector<std::string> logs, artifacts;
-  std::vector<double> progress;
-  std::map<std::string, double> metrics;
-  bool cancel = false;
-};
-
-bool HaveFashionMnist() {
-  return fs::exists(std::string(sci::kDefaultFashionMnistPath) + "/t10k-images-idx3-ubyte.gz");
-}
-
 class ExtractJobTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("extract_job_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = FreshTestDir("extract_job_test");
     fs::create_directories(dir_ / "out");
     at::manual_seed(0);
     auto model = sci::MakeModel({{"family", "resnet18"}}, 10);
@@ -82,7 +64,7 @@ class ExtractJobTest : public ::testing::Test {
   }
   fs::path dir_;
   std::shared_ptr<sci::VisionModel> model_;
-  FakeReporter reporter_;
+  RecordingReporter reporter_;
   JobContext ctx_;
 };
 
