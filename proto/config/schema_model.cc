@@ -82,6 +82,8 @@ Field ModelSchema() {
       Enum("curvature_grid", {"reference", "image"}).Default("reference").Doc("filter grid layout"),
       Enum("normalize", {"imagenet", "none"}).Default("imagenet").Doc("input normalisation"),
       Int("seed").Default(42).Range(0, 2147483647).Doc("seed of every random weight"),
+      Enum("readout_norm", {"batchnorm", "none"}).Default("batchnorm")
+          .Doc("standardise the features (BatchNorm1d, no affine) before the trainable readout, or not"),
   });
   f.Doc("the network; stages may override keys (a different family replaces the whole block)");
   // alltnn: one layer factor per layer (of `layers`, else of the preset),

@@ -101,7 +101,7 @@ absl::StatusOr<ExpansionOptions> ParseExpansionOptions(const nlohmann::json& m) 
   absl::Status s = spec::CheckKeys(
       m,
       {"image_size", "filters_2", "filters_3", "filters_4", "filters_5", "init", "nonlinearity",
-       "layer1", "random_filters_1", "curvature_grid", "normalize", "seed"},
+       "layer1", "random_filters_1", "curvature_grid", "normalize", "seed", "readout_norm"},
       p);
   if (!s.ok()) return s;
   int64_t seed = static_cast<int64_t>(o.seed);
@@ -121,7 +121,8 @@ absl::StatusOr<ExpansionOptions> ParseExpansionOptions(const nlohmann::json& m) 
                                 &o.nonlinearity),
                   spec::GetEnum(m, "layer1", {"curvature", "random"}, p, &o.layer1),
                   spec::GetEnum(m, "curvature_grid", {"reference", "image"}, p, &o.curvature_grid),
-                  spec::GetEnum(m, "normalize", {"imagenet", "none"}, p, &o.normalize)}) {
+                  spec::GetEnum(m, "normalize", {"imagenet", "none"}, p, &o.normalize),
+                  spec::GetEnum(m, "readout_norm", {"batchnorm", "none"}, p, &o.readout_norm)}) {
     if (!st.ok()) return st;
   }
   o.seed = static_cast<uint64_t>(seed);
@@ -177,6 +178,10 @@ ExpansionImpl::ExpansionImpl(const ExpansionOptions& options)
   const int64_t s5 = ExpansionBlockSides(options.image_size, options).back();
   feature_dim_ = options.filters_5 * std::max<int64_t>(s5, 0) * std::max<int64_t>(s5, 0);
   if (options.num_classes > 0) {
+    if (options.readout_norm == "batchnorm") {
+      readout_norm_ = register_module(
+          "readout_norm", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(feature_dim_).affine(false)));
+    }
     readout_ = register_module("readout", torch::nn::Linear(feature_dim_, options.num_classes));
   }
 }
@@ -224,7 +229,9 @@ ModelOutput ExpansionImpl::ForwardUnit(const at::Tensor& x) {
     out.layers.push_back(h);
   }
   out.features = h.flatten(1);
-  if (!readout_.is_empty()) out.logits = readout_->forward(out.features);
+  if (!readout_.is_empty()) {
+    out.logits = readout_->forward(readout_norm_.is_empty() ? out.features : readout_norm_->forward(out.features));
+  }
   return out;
 }
 

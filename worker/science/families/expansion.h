@@ -32,6 +32,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
 
 #include "absl/status/statusor.h"
@@ -75,6 +76,14 @@ at::Tensor CurvatureFilterBank(const CurvatureFilterOptions& options);
 //   curvature_grid: reference | image
 //   normalize: imagenet      | none
 //   seed: 42                 generator seed of every random weight
+//   readout_norm: batchnorm  | none: what the trainable readout sees. The
+//                            random features' scale differs by orders of
+//                            magnitude between widths and seeds, so by
+//                            default they are standardised per feature
+//                            (BatchNorm1d without affine parameters: batch
+//                            statistics in training, running ones in eval)
+//                            before the linear layer; `none` = the raw
+//                            features, as a plain linear probe.
 struct ExpansionOptions {
   int64_t image_size = 224;
   int64_t filters_2 = 1000;
@@ -88,6 +97,7 @@ struct ExpansionOptions {
   std::string curvature_grid = "reference";
   std::string normalize = "imagenet";
   uint64_t seed = 42;
+  std::string readout_norm = "batchnorm";
   // > 0: a trainable linear readout on the features (a linear probe the
   // `train` job fits with its optimizer; the conv weights stay fixed buffers).
   int64_t num_classes = 0;
@@ -131,6 +141,7 @@ class ExpansionImpl : public VisionModel {
   ExpansionOptions options_;
   std::vector<at::Tensor> weights_;  // 5 buffers
   int64_t feature_dim_ = 0;
+  torch::nn::BatchNorm1d readout_norm_{nullptr};  // readout_norm: batchnorm
   torch::nn::Linear readout_{nullptr};
 };
 TORCH_MODULE(Expansion);

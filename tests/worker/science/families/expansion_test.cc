@@ -81,6 +81,34 @@ TEST(ExpansionTest, ShapesAt144And224) {
   EXPECT_EQ(big->Features(at::rand({1, 3, 224, 224})).sizes(), (std::vector<int64_t>{1, 108}));
 }
 
+// The readout sees standardised features (readout_norm: batchnorm, the
+// default): in training mode logits = W * (f - batch mean) / sqrt(batch var +
+// 1e-5) + b; with readout_norm: none, logits = W * f + b.
+TEST(ExpansionTest, ReadoutStandardisesFeaturesUnlessToldNot) {
+  at::Tensor x = at::rand({6, 3, 144, 144});
+  for (const char* norm : {"batchnorm", "none"}) {
+    ExpansionOptions o = Tiny(144);
+    o.num_classes = 4;
+    o.readout_norm = norm;
+    Expansion m(o);
+    m->train();
+    ModelOutput out = m->ForwardUnit(x);
+    at::Tensor w, b;
+    for (const auto& p : m->named_parameters()) {
+      if (p.key() == "readout.weight") w = p.value();
+      if (p.key() == "readout.bias") b = p.value();
+    }
+    ASSERT_TRUE(w.defined() && b.defined());
+    at::Tensor f = out.features;
+    if (std::string(norm) == "batchnorm") {
+      f = (f - f.mean(0)) / at::sqrt(f.var(0, /*unbiased=*/false) + 1e-5);
+    }
+    EXPECT_TRUE(at::allclose(out.logits, at::matmul(f, w.t()) + b, 1e-4, 1e-5)) << norm;
+    EXPECT_EQ(m->parameters().size(), 2u) << norm;  // the norm has no affine parameters
+  }
+  EXPECT_FALSE(ParseExpansionOptions({{"readout_norm", "layer"}}).ok());
+}
+
 TEST(ExpansionTest, ForwardUndoesImageNetNormalisation) {
   Expansion m(Tiny(144));
   at::Tensor x01 = at::rand({1, 3, 144, 144});
