@@ -2,6 +2,8 @@
 // and the `analysis:` options object shared with `kind: analyze`.
 // Owner after the engine landed: the analysis engineer. The worker reads the
 // same keys in worker/jobs/extract and worker/science/analysis/report.cc.
+#include <algorithm>
+
 #include "proto/config/schema.h"
 
 namespace topolab::config {
@@ -112,6 +114,16 @@ KindSchema ExtractSchema() {
   k.check = [](const Json& spec) -> std::pair<std::string, std::string> {
     if (spec.value("stimuli", Json::array()).empty() && spec.value("analyses", Json::array()).empty()) {
       return {"stimuli", "must not be empty when analyses is empty (nothing to extract)"};
+    }
+    const Json analyses = spec.value("analyses", Json::array());
+    if (std::find(analyses.begin(), analyses.end(), "encoding") != analyses.end()) {
+      const Json enc = spec.value("encoding", Json::object());
+      if (enc.value("responses", std::string()).empty()) {
+        return {"encoding.responses", "required with analyses: [encoding] (a .npy of stimuli x units)"};
+      }
+      if (enc.value("images", std::string()).empty() == enc.value("stimuli_npy", std::string()).empty()) {
+        return {"encoding", "give exactly one of images (a folder) or stimuli_npy"};
+      }
     }
     return {};
   };

@@ -136,6 +136,12 @@ std::vector<BadCase> BadCases() {
       {"ExtractUnknownStimulus", Doc("  - {id: a, kind: extract, stimuli: [gratings]}\n"),
        "stages[0].stimuli[0]: must be one of \"sine_gratings\", \"categories\", got \"gratings\""},
       {"ExtractEmptyStimuli", Doc("  - {id: a, kind: extract, stimuli: []}\n"), "stages[0].stimuli: must not be empty when analyses is empty (nothing to extract)"},
+      {"ExtractEncodingWithoutResponses", Doc("  - {id: a, kind: extract, stimuli: [], analyses: [encoding]}\n"),
+       "stages[0].encoding.responses: required with analyses: [encoding]"},
+      {"ExtractEncodingTwoStimulusSources",
+       Doc("  - {id: a, kind: extract, stimuli: [], analyses: [encoding],\n"
+           "     encoding: {responses: r.npy, images: imgs, stimuli_npy: s.npy}}\n"),
+       "stages[0].encoding: give exactly one of images (a folder) or stimuli_npy"},
       {"ExtractUnknownAnalysis", Doc("  - {id: a, kind: extract, analyses: [maps]}\n"),
        "stages[0].analyses[0]: must be one of"},
       {"AnalyzeMissingInputs", Doc("  - {id: a, kind: analyze}\n"), "stages[0].inputs.activations: missing required key"},
