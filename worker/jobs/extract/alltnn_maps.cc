@@ -145,19 +145,8 @@ void OrientationFigure(const std::string& path, const at::Tensor& preference, co
 void ScalarFigure(const std::string& path, const at::Tensor& map, const std::string& title,
                   const std::string& colours, int side) {
   sci::WriteSheetScalarPng(path, map, colours, side);
-  at::Tensor m = map.to(at::kDouble).cpu();
-  at::Tensor finite = m.masked_select(at::isfinite(m));
-  double lo = 0, hi = 1;
-  if (finite.numel() > 0) {
-    if (colours == "diverging") {
-      hi = at::quantile(finite.abs(), 0.99).item<double>();
-      if (hi <= 0) hi = 1;
-      lo = -hi;
-    } else {
-      lo = finite.min().item<double>();
-      hi = finite.max().item<double>();
-    }
-  }
+  const std::pair<double, double> range = sci::SheetScalarRange(map, colours);
+  const double lo = range.first, hi = range.second;
   const bool diverging = colours == "diverging";
   Decorate(path, title, 40, [&](sci::Canvas& c, int x, int y, int w) {
     ColourBar(

@@ -273,21 +273,31 @@ void WriteSheetOrientationPng(const std::string& path, const at::Tensor& prefere
   });
 }
 
-void WriteSheetScalarPng(const std::string& path, const at::Tensor& map, const std::string& colours,
-                         int min_side) {
-  at::Tensor m = map.to(at::kDouble).cpu().contiguous();
+std::pair<double, double> SheetScalarRange(const at::Tensor& map, const std::string& colours) {
+  at::Tensor m = map.to(at::kDouble).cpu();
   at::Tensor finite = m.masked_select(at::isfinite(m));
   double lo = 0, hi = 1;
   if (finite.numel() > 0) {
     if (colours == "diverging") {
       hi = at::quantile(finite.abs(), 0.99).item<double>();
       if (hi <= 0) hi = 1;
+      lo = -hi;
     } else {
       lo = finite.min().item<double>();
       hi = finite.max().item<double>();
       if (hi <= lo) hi = lo + 1;
     }
+  } else if (colours == "diverging") {
+    lo = -1;
   }
+  return {lo, hi};
+}
+
+void WriteSheetScalarPng(const std::string& path, const at::Tensor& map, const std::string& colours,
+                         int min_side) {
+  at::Tensor m = map.to(at::kDouble).cpu().contiguous();
+  const std::pair<double, double> range = SheetScalarRange(m, colours);
+  const double lo = range.first, hi = range.second;
   auto a = m.accessor<double, 2>();
   WriteSheet(path, m.size(0), m.size(1), min_side, [&](int64_t r, int64_t c) -> Rgb {
     const double v = a[r][c];

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -149,6 +150,10 @@ void WriteSheetOrientationPng(const std::string& path, const at::Tensor& prefere
 // Scalar map: "diverging" (blue-white-red, symmetric around 0, clipped at the
 // 99th percentile of |x|) or "sequential" (black -> red -> yellow -> white
 // from min to max).
+// The value range WriteSheetScalarPng maps onto its colours: diverging =
+// [-h, h] with h the 99th percentile of |x| over finite cells; sequential =
+// [min, max] (hi = lo + 1 when the map is flat). NaN/inf cells are ignored.
+std::pair<double, double> SheetScalarRange(const at::Tensor& map, const std::string& colours);
 void WriteSheetScalarPng(const std::string& path, const at::Tensor& map,
                          const std::string& colours = "sequential", int min_side = 256);
 // Category index per cell (-1 = none, grey), one hue per category.
