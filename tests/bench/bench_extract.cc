@@ -30,15 +30,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-class QuietReporter : public worker::JobReporter {
- public:
-  void Log(const std::string&) override {}
-  void Progress(double) override {}
-  void Metrics(int64_t, const std::map<std::string, double>&) override {}
-  void ArtifactReady(const std::string&) override {}
-  bool CancelRequested() override { return false; }
-};
-
 struct ChildResult {
   double max_rss_mb = 0;
   double seconds = 0;
@@ -58,7 +49,7 @@ int RunOnce(const fs::path& dir, int64_t repeat, int64_t image_size, int64_t bat
     return 3;
   }
   model->reset();
-  QuietReporter rep;
+  worker::NullReporter rep;
   worker::JobContext ctx;
   ctx.out_dir = dir / "out";
   ctx.inputs_dir = dir / "inputs";

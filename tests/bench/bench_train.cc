@@ -34,15 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-class QuietReporter : public worker::JobReporter {
- public:
-  void Log(const std::string&) override {}
-  void Progress(double) override {}
-  void Metrics(int64_t, const std::map<std::string, double>&) override {}
-  void ArtifactReady(const std::string&) override {}
-  bool CancelRequested() override { return false; }
-};
-
 // Median seconds per step over `steps` steps after `warmup` steps.
 double StepTime(const std::string& objective_name, double alpha, int64_t batch, int64_t size,
                 int warmup, int steps, double* spatial_loss) {
@@ -62,7 +53,7 @@ double StepTime(const std::string& objective_name, double alpha, int64_t batch, 
   worker::TrainOptions to;
   to.objective = objective_name;
   auto objective = worker::MakeObjective(to, spec);
-  QuietReporter rep;
+  worker::NullReporter rep;
   worker::JobContext ctx;
   ctx.out_dir = fs::temp_directory_path() / ("topolab_bench_train_" + std::to_string(::getpid()));
   ctx.reporter = &rep;

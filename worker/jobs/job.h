@@ -46,6 +46,17 @@ class JobReporter {
   virtual bool CancelRequested() = 0;
 };
 
+// Discards every report and never asks to cancel: for running a job
+// in-process where nobody watches (benchmarks, embedding, tests).
+class NullReporter : public JobReporter {
+ public:
+  void Log(const std::string&) override {}
+  void Progress(double) override {}
+  void Metrics(int64_t, const std::map<std::string, double>&) override {}
+  void ArtifactReady(const std::string&) override {}
+  bool CancelRequested() override { return false; }
+};
+
 struct JobContext {
   std::string job_id;           // "local" when run without a scheduler
   int attempt = 1;

@@ -30,18 +30,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-class QuietReporter : public worker::JobReporter {
- public:
-  void Log(const std::string&) override {}
-  void Progress(double) override {}
-  void Metrics(int64_t, const std::map<std::string, double>& v) override {
-    for (const auto& [k, x] : v) last[k] = x;
-  }
-  void ArtifactReady(const std::string&) override {}
-  bool CancelRequested() override { return false; }
-  std::map<std::string, double> last;
-};
-
 const char* kLayers[] = {"layer1.0", "layer1.1", "layer2.0", "layer2.1",
                          "layer3.0", "layer3.1", "layer4.0", "layer4.1"};
 
@@ -73,7 +61,7 @@ TEST(TdannScienceTest, SpatialLossMakesNearbyUnitsMoreCorrelated) {
                  {"log_every", 50}, {"checkpoint_every", 0}, {"eval_batches", 0},
                  {"spatial_weight", alpha}, {"positions_from", "sheet"},
                  {"spatial", {{"pool_windows", 2000}, {"neighborhoods_per_step", 4}}}, {"needs", Json::array({"sheet"})}};
-    QuietReporter rep;
+    worker::NullReporter rep;
     worker::JobContext ctx;
     ctx.spec = spec;
     ctx.out_dir = dir / name;
