@@ -96,12 +96,7 @@ TEST_F(FamiliesTest, EachFamilyExampleRunsThroughSchedulerAndWorkerAndPulls) {
   for (size_t i = 0; i < examples.size(); ++i) {
     const Example& ex = examples[i];
     SCOPED_TRACE(ex.file);
-    ASSERT_TRUE(WaitUntil([&] {
-      auto e = Get(ids[i]);
-      return e.ok() && (e->state() == v1::EXPERIMENT_SUCCEEDED || e->state() == v1::EXPERIMENT_FAILED ||
-                        e->state() == v1::EXPERIMENT_CANCELLED);
-    }, seconds(900)));
-    ASSERT_EQ(Get(ids[i]).value_or(v1::Experiment()).state(), v1::EXPERIMENT_SUCCEEDED)
+    ASSERT_EQ(WaitForEnd(ids[i], seconds(900)), v1::EXPERIMENT_SUCCEEDED)
         << Get(ids[i]).value_or(v1::Experiment()).DebugString() << "\n"
         << Cli("logs " + ids[i]).second;
 

@@ -27,6 +27,7 @@
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 
+#include "proto/grpc_status.h"
 #include "proto/sha256.h"
 #include "tests/test_util.h"
 #include "topolab.grpc.pb.h"
@@ -196,8 +197,8 @@ class IntegrationTest : public ::testing::Test {
     v1::GetExperimentRequest req;
     req.set_experiment_id(id);
     v1::Experiment e;
-    grpc::Status s = stub_->GetExperiment(&ctx, req, &e);
-    if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    absl::Status s = FromGrpcStatus(stub_->GetExperiment(&ctx, req, &e));
+    if (!s.ok()) return s;
     return e;
   }
 
@@ -206,6 +207,19 @@ class IntegrationTest : public ::testing::Test {
       auto e = Get(id);
       return e.ok() && e->state() == state;
     }, timeout);
+  }
+
+  // Waits until the experiment succeeded, failed or was cancelled (or the
+  // timeout); returns its last state.
+  v1::ExperimentState WaitForEnd(const std::string& id, std::chrono::seconds timeout) {
+    v1::ExperimentState state = v1::EXPERIMENT_STATE_UNSPECIFIED;
+    WaitUntil([&] {
+      auto e = Get(id);
+      if (e.ok()) state = e->state();
+      return state == v1::EXPERIMENT_SUCCEEDED || state == v1::EXPERIMENT_FAILED ||
+             state == v1::EXPERIMENT_CANCELLED;
+    }, timeout);
+    return state;
   }
 
   std::vector<v1::Artifact> Artifacts(const std::string& id) {
